@@ -1,0 +1,173 @@
+"""Command-line interface: parses options, calls a ``run_*`` function, maps errors to exit codes.
+
+The only module that imports click. Exit codes: 0 clean, 1 findings, 2 usage or invalid input,
+3 operational failure (DESIGN.md). No traceback reaches a user unless NETGUARD_DEBUG=1.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import sys
+import traceback
+from collections.abc import Callable
+from pathlib import Path
+
+import click
+
+from netguard import __version__
+from netguard.errors import EXIT_INVALID, EXIT_OK, EXIT_OPERATIONAL, InputError, NetguardError
+from netguard.render import RENDERERS, Target
+
+
+def _run(func: Callable[[], int]) -> None:
+    """Run a command body and exit with its code, turning errors into messages."""
+    try:
+        code = func()
+    except InputError as exc:
+        for loc, msg in exc.problems:
+            click.echo(f"error: {loc}: {msg}", err=True)
+        code = exc.exit_code
+    except NetguardError as exc:
+        click.echo(f"error: {exc}", err=True)
+        code = exc.exit_code
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        code = EXIT_OPERATIONAL
+    except Exception as exc:
+        if os.environ.get("NETGUARD_DEBUG") == "1":
+            traceback.print_exc()
+        click.echo(
+            f"internal error: {type(exc).__name__}: {exc} (set NETGUARD_DEBUG=1 for details)",
+            err=True,
+        )
+        code = EXIT_OPERATIONAL
+    sys.exit(code)
+
+
+def _as_of(value: str | None) -> dt.date | None:
+    if value is None:
+        return None
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        raise click.BadParameter(f"expected a date YYYY-MM-DD, got {value!r}") from None
+
+
+AS_OF = click.option(
+    "--as-of",
+    metavar="YYYY-MM-DD",
+    help="Check exception expiry against this date instead of today.",
+)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.version_option(__version__, prog_name="netguard")
+def main() -> None:
+    """netguard: firewall rules and allowlists for connecting to a SaaS vendor, and proof."""
+
+
+@main.command()
+@click.argument("deployment", type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "-o", "--output", "out_dir", required=True, type=click.Path(path_type=Path, file_okay=False),
+    help="Output directory (created if missing).",
+)
+@click.option(
+    "-t", "--target", "targets", multiple=True,
+    type=click.Choice([t.value for t in RENDERERS]),
+    help="Target to generate (repeatable). Default: all.",
+)
+@click.option(
+    "--templates", "template_dirs", multiple=True,
+    type=click.Path(path_type=Path, file_okay=False, exists=True),
+    help="Directory of templates overriding the bundled ones (same relative names).",
+)
+@AS_OF
+def generate(
+    deployment: Path, out_dir: Path, targets: tuple[str, ...], template_dirs: tuple[Path, ...],
+    as_of: str | None,
+) -> None:
+    """Generate firewall configurations and allowlists from DEPLOYMENT (a YAML file)."""
+    from netguard.generate import GenerateOptions, run_generate
+
+    options = GenerateOptions(
+        deployment=deployment,
+        out_dir=out_dir,
+        targets=[Target(t) for t in targets] or list(RENDERERS),
+        template_dirs=template_dirs,
+        as_of=_as_of(as_of),
+    )
+    _run(lambda: run_generate(options, sys.stderr))
+
+
+@main.command()
+@click.argument("deployment", type=click.Path(path_type=Path, dir_okay=False))
+@AS_OF
+def validate(deployment: Path, as_of: str | None) -> None:
+    """Validate DEPLOYMENT against the schema; exit 0 when valid, 2 with every problem."""
+    from netguard.profiles import load_deployment
+
+    def body() -> int:
+        loaded = load_deployment(deployment, as_of=_as_of(as_of))
+        click.echo(f"{deployment}: valid ({loaded.profile.mode}, {loaded.profile.name})", err=True)
+        return EXIT_OK
+
+    _run(body)
+
+
+@main.group()
+def profiles() -> None:
+    """Bundled base profiles and the deployment schema."""
+
+
+@profiles.command("list")
+def profiles_list() -> None:
+    """List the bundled base profiles."""
+    from netguard.profiles import base_profile_path, list_base_profiles, read_yaml
+
+    def body() -> int:
+        for name in list_base_profiles():
+            data, _ = read_yaml(base_profile_path(name))
+            click.echo(f"{name:14} {data.get('description', '')}")
+        return EXIT_OK
+
+    _run(body)
+
+
+@profiles.command("show")
+@click.argument("name")
+def profiles_show(name: str) -> None:
+    """Print the bundled base profile NAME."""
+    from netguard.profiles import base_profile_path, list_base_profiles
+
+    def body() -> int:
+        try:
+            path = base_profile_path(name)
+        except KeyError:
+            click.echo(
+                f"error: unknown profile {name!r}; expected one of "
+                f"{', '.join(list_base_profiles())}",
+                err=True,
+            )
+            return EXIT_INVALID
+        click.echo(path.read_text(encoding="utf-8"), nl=False)
+        return EXIT_OK
+
+    _run(body)
+
+
+@profiles.command("schema")
+def profiles_schema() -> None:
+    """Print the JSON Schema of deployment files (for editor completion)."""
+    from netguard.profiles import json_schema
+
+    def body() -> int:
+        click.echo(json_schema(), nl=False)
+        return EXIT_OK
+
+    _run(body)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()

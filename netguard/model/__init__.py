@@ -1,0 +1,1 @@
+"""Frozen data classes shared by every layer; no I/O here."""

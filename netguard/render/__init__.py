@@ -1,0 +1,12 @@
+"""Renderers: one module per target behind a registry keyed by :class:`Target`.
+
+A new target is one module with a ``Renderer`` subclass decorated by ``@register``, one enum
+member, one template folder under ``templates/`` and one golden folder under ``tests/golden``.
+"""
+
+from netguard.render.base import RENDERERS, Renderer, Target, register, render_targets
+
+# Importing the modules fills the registry.
+from netguard.render import allowlist, aws, iptables, nftables  # noqa: E402, F401, I001
+
+__all__ = ["RENDERERS", "Renderer", "Target", "register", "render_targets"]

@@ -1,0 +1,1 @@
+"""nftables target (being written)."""

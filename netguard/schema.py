@@ -1,0 +1,422 @@
+"""The deployment-profile schema: what a deployment YAML may say, validated with pydantic.
+
+A *base profile* (``profiles/<name>.yaml``) fixes the connectivity ``mode`` and safe defaults; a
+*deployment* ``extends`` one base profile and fills in the vendor's and the customer's addresses.
+The merged document is validated here. Every free-text field (``description``, ``reason``) is
+data only: it is escaped by each target and can never add or change a rule.
+
+Sources: vendor security guide sections 3.2, 5.1-5.3 (connectivity modes, firewall rules,
+allowlisting), 7.2 (logging) and 10.3 (quarterly review of exceptions).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import ipaddress
+import re
+from enum import StrEnum
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    BeforeValidator,
+    ConfigDict,
+    Field,
+    ValidationInfo,
+    field_validator,
+    model_validator,
+)
+
+from netguard.cidr import Prefix
+
+
+class Mode(StrEnum):
+    """Connectivity mode (guide 5.1)."""
+
+    PUBLIC_HTTPS = "public-https"
+    VPN = "vpn"
+    PRIVATELINK = "privatelink"
+
+
+class FamilyName(StrEnum):
+    """Address family as written in a profile."""
+
+    IPV4 = "ipv4"
+    IPV6 = "ipv6"
+
+
+_SLUG = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
+_HOSTNAME_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
+_IFNAME = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
+# Printable text without control characters: descriptions may hold anything a person writes,
+# every target escapes it; control characters (newlines) are refused here as a first fence.
+_FREE_TEXT = re.compile(r"^[^\x00-\x1f\x7f]*$")
+_LOG_PREFIX = re.compile(r"^[A-Za-z0-9 _:.\-]{1,29}$")
+
+
+def _slug(value: str) -> str:
+    if not isinstance(value, str) or not _SLUG.match(value):
+        raise ValueError(
+            f"expected a name of 1-20 characters: a lowercase letter, then lowercase letters, "
+            f"digits or '-' (got {value!r})"
+        )
+    return value
+
+
+def _prefix(value: Any) -> Prefix:
+    """Parse one CIDR prefix or bare address strictly; a bare address is its /32 or /128."""
+    if not isinstance(value, str):
+        raise ValueError(f"expected a CIDR prefix such as 198.51.100.0/24 (got {value!r})")
+    text = value.strip()
+    try:
+        net = ipaddress.ip_network(text, strict=True)
+    except ValueError as exc:
+        reason = str(exc)
+        if "host bits set" in reason:
+            loose = ipaddress.ip_network(text, strict=False)
+            raise ValueError(
+                f"{text} has host bits set: expected the network address, e.g. {loose}"
+            ) from None
+        raise ValueError(
+            f"expected a CIDR prefix such as 198.51.100.0/24 or 2001:db8::/32 (got {text!r})"
+        ) from None
+    if isinstance(net, ipaddress.IPv6Network) and net.network_address.ipv4_mapped is not None:
+        raise ValueError(
+            f"{text} is an IPv4-mapped IPv6 prefix: write the IPv4 prefix instead, so that "
+            "it lands in the IPv4 rules"
+        )
+    return net
+
+
+def _address(value: Any) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
+    if not isinstance(value, str):
+        raise ValueError(f"expected an IP address such as 192.0.2.53 (got {value!r})")
+    try:
+        return ipaddress.ip_address(value.strip())
+    except ValueError:
+        raise ValueError(f"expected an IP address such as 192.0.2.53 (got {value!r})") from None
+
+
+def _hostname(value: Any) -> str:
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"expected a DNS hostname such as api.vendor.example (got {value!r})")
+    try:
+        ascii_name = value.rstrip(".").encode("idna").decode("ascii").lower()
+    except UnicodeError:
+        raise ValueError(f"expected a DNS hostname; {value!r} is not a valid IDNA name") from None
+    labels = ascii_name.split(".")
+    if len(ascii_name) > 253 or len(labels) < 2 or not all(_HOSTNAME_LABEL.match(x) for x in labels):
+        raise ValueError(f"expected a DNS hostname such as api.vendor.example (got {value!r})")
+    return value
+
+
+def _port(value: Any) -> int:
+    if isinstance(value, bool) or not isinstance(value, int) or not 1 <= value <= 65535:
+        raise ValueError(f"expected a port number from 1 to 65535 (got {value!r})")
+    return value
+
+
+def _free_text(value: Any) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"expected text (got {value!r})")
+    if not _FREE_TEXT.match(value):
+        raise ValueError("expected a single line of text without control characters")
+    if len(value) > 255:
+        raise ValueError(f"expected at most 255 characters (got {len(value)})")
+    return value
+
+
+Slug = Annotated[str, AfterValidator(_slug)]
+CIDR = Annotated[Prefix, BeforeValidator(_prefix)]
+Address = Annotated[ipaddress.IPv4Address | ipaddress.IPv6Address, BeforeValidator(_address)]
+Hostname = Annotated[str, BeforeValidator(_hostname)]
+Port = Annotated[int, BeforeValidator(_port)]
+FreeText = Annotated[str, BeforeValidator(_free_text)]
+
+
+def _unique(values: list[Any], what: str) -> list[Any]:
+    seen: set[Any] = set()
+    for v in values:
+        if v in seen:
+            raise ValueError(f"{what} {v} is listed twice")
+        seen.add(v)
+    return values
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True, str_strip_whitespace=False)
+
+
+class Endpoint(_Strict):
+    """One vendor API endpoint the customer connects to (guide 5.2: outbound HTTPS)."""
+
+    name: Slug
+    host: Hostname
+    port: Port = 443
+    description: FreeText = ""
+
+
+class Vendor(_Strict):
+    """What the vendor gives at onboarding (guide 5.3): endpoints and address ranges."""
+
+    name: FreeText = "vendor"
+    endpoints: list[Endpoint] = Field(min_length=1)
+    api_ranges: list[CIDR] | None = Field(
+        default=None,
+        description="Destination prefixes of the vendor's API (public-https: internet "
+        "addresses; vpn: private ranges reached through the tunnel). Not used in privatelink.",
+    )
+    webhook_ranges: list[CIDR] = Field(
+        min_length=1, description="Source prefixes of the vendor's webhook callbacks."
+    )
+
+    @field_validator("endpoints")
+    @classmethod
+    def _unique_endpoint_names(cls, v: list[Endpoint]) -> list[Endpoint]:
+        _unique([e.name for e in v], "endpoint name")
+        return v
+
+
+class WebhookReceiver(_Strict):
+    """Where the vendor's webhook callbacks land: addresses and TCP ports on the customer side."""
+
+    name: Slug
+    addresses: list[CIDR] = Field(min_length=1)
+    ports: list[Port] = Field(min_length=1)
+    description: FreeText = ""
+
+    @field_validator("ports")
+    @classmethod
+    def _unique_ports(cls, v: list[int]) -> list[int]:
+        return _unique(v, "port")
+
+
+class Customer(_Strict):
+    """The customer's side: egress addresses for the vendor's allowlist, receivers, resolvers."""
+
+    egress_addresses: list[CIDR] = Field(
+        min_length=1,
+        description="Public (NAT) addresses the customer's traffic leaves from; the vendor "
+        "must allowlist them (guide 5.3).",
+    )
+    webhook_receivers: list[WebhookReceiver] = Field(min_length=1)
+    dns_resolvers: list[Address] = Field(default_factory=list)
+
+    @field_validator("webhook_receivers")
+    @classmethod
+    def _unique_receiver_names(cls, v: list[WebhookReceiver]) -> list[WebhookReceiver]:
+        _unique([r.name for r in v], "receiver name")
+        return v
+
+
+class Logging(_Strict):
+    """Logging of dropped (and optionally accepted) traffic (guide 5.2, 7.2)."""
+
+    enabled: bool = True
+    prefix: str = "netguard-drop: "
+    accept_prefix: str = "netguard-accept: "
+    rate_per_minute: int = Field(default=10, ge=1, le=10000)
+    burst: int = Field(default=5, ge=1, le=10000)
+    log_accepted: bool = False
+
+    @field_validator("prefix", "accept_prefix")
+    @classmethod
+    def _log_prefix(cls, v: str) -> str:
+        if not _LOG_PREFIX.match(v):
+            raise ValueError(
+                "expected 1-29 characters of letters, digits, space, '_', ':', '.' or '-' "
+                "(the iptables LOG --log-prefix limit)"
+            )
+        return v
+
+
+class Tls(_Strict):
+    """TLS requirement for the vendor connection (guide 5.1: TLS 1.3)."""
+
+    min_version: Literal["1.2", "1.3"] = "1.3"
+
+
+class ExceptionRule(_Strict):
+    """A named, time-limited exception: one extra permitted flow with a reason and expiry."""
+
+    name: Slug
+    reason: FreeText = Field(min_length=1)
+    expires: dt.date
+    direction: Literal["egress", "ingress"]
+    protocol: Literal["tcp", "udp", "icmp"]
+    ports: list[Port] = Field(default_factory=list)
+    peers: list[CIDR] = Field(min_length=1)
+    ticket: FreeText = ""
+
+    @field_validator("expires")
+    @classmethod
+    def _not_expired(cls, v: dt.date, info: ValidationInfo) -> dt.date:
+        as_of = (info.context or {}).get("as_of") or dt.date.today()
+        if v < as_of:
+            raise ValueError(
+                f"exception expired on {v.isoformat()} (today is {as_of.isoformat()}): "
+                "renew it with a new expiry date or remove it"
+            )
+        return v
+
+    @model_validator(mode="after")
+    def _ports_match_protocol(self) -> ExceptionRule:
+        if self.protocol == "icmp" and self.ports:
+            raise ValueError("icmp exceptions take no ports")
+        if self.protocol != "icmp" and not self.ports:
+            raise ValueError(f"a {self.protocol} exception needs at least one port")
+        return self
+
+
+class IptablesOptions(_Strict):
+    """iptables target options."""
+
+    ipset_threshold: int = Field(
+        default=16,
+        ge=1,
+        description="An address list longer than this goes into an ipset instead of one rule "
+        "per prefix.",
+    )
+
+
+class AwsQuotas(_Strict):
+    """Amazon VPC security-group quotas (AWS docs: 'Amazon VPC quotas', Security groups)."""
+
+    rules_per_group: int = Field(default=60, ge=1, le=1000)
+    groups_per_interface: int = Field(default=5, ge=1, le=16)
+    max_rules_times_groups: int = Field(default=1000, ge=1)
+
+
+class Aws(_Strict):
+    """AWS security-group target options."""
+
+    vpc_id: str = "vpc-00000000000000000"
+    region: str = "us-east-1"
+    group_name_prefix: Slug = "netguard"
+    quotas: AwsQuotas = AwsQuotas()
+    prefix_lists: bool = Field(
+        default=False,
+        description="Put address lists that do not fit one group into customer-managed "
+        "prefix lists (each reference counts its max-entries against the group quota).",
+    )
+
+    @field_validator("vpc_id")
+    @classmethod
+    def _vpc_id(cls, v: str) -> str:
+        if not re.fullmatch(r"vpc-[0-9a-f]{8,17}", v):
+            raise ValueError(f"expected a VPC id such as vpc-0123456789abcdef0 (got {v!r})")
+        return v
+
+    @field_validator("region")
+    @classmethod
+    def _region(cls, v: str) -> str:
+        if not re.fullmatch(r"[a-z]{2}(-gov)?-[a-z]+-[0-9]", v):
+            raise ValueError(f"expected an AWS region such as eu-west-1 (got {v!r})")
+        return v
+
+
+class Vpn(_Strict):
+    """Site-to-site IPsec (guide 5.1 'VPN'): IKE UDP 500, NAT-T UDP 4500, ESP, to the peers only."""
+
+    peers: list[CIDR] = Field(min_length=1, description="The vendor's VPN gateway addresses.")
+    nat_traversal: bool = True
+    tunnel_interface: str | None = Field(
+        default=None,
+        description="Interface of the tunnel (VTI/XFRM). When unset, traffic inside the "
+        "tunnel is matched by its IPsec policy (iptables -m policy, nft meta ipsec).",
+    )
+
+    @field_validator("tunnel_interface")
+    @classmethod
+    def _ifname(cls, v: str | None) -> str | None:
+        if v is not None and not _IFNAME.match(v):
+            raise ValueError(
+                f"expected an interface name of 1-15 letters, digits, '_', '.' or '-' (got {v!r})"
+            )
+        return v
+
+
+class PrivateLink(_Strict):
+    """AWS interface VPC endpoint (guide 5.1 'AWS PrivateLink')."""
+
+    service_name: str
+    endpoint_subnets: list[CIDR] = Field(
+        min_length=1,
+        description="Subnets holding the endpoint's network interfaces: the only egress "
+        "destination for the vendor API in host firewalls.",
+    )
+    subnet_ids: list[str] = Field(default_factory=list)
+    application_cidrs: list[CIDR] = Field(default_factory=list)
+    application_security_groups: list[str] = Field(default_factory=list)
+    private_dns: bool = True
+
+    @field_validator("service_name")
+    @classmethod
+    def _service_name(cls, v: str) -> str:
+        if not re.fullmatch(r"com\.amazonaws\.(vpce\.)?[a-z0-9-]+\.vpce-svc-[0-9a-f]{8,17}", v):
+            raise ValueError(
+                "expected an endpoint service name such as "
+                f"com.amazonaws.vpce.us-east-1.vpce-svc-0123456789abcdef0 (got {v!r})"
+            )
+        return v
+
+    @field_validator("subnet_ids")
+    @classmethod
+    def _subnets(cls, v: list[str]) -> list[str]:
+        for s in v:
+            if not re.fullmatch(r"subnet-[0-9a-f]{8,17}", s):
+                raise ValueError(f"expected subnet ids such as subnet-0123456789abcdef0 (got {s!r})")
+        return v
+
+    @field_validator("application_security_groups")
+    @classmethod
+    def _groups(cls, v: list[str]) -> list[str]:
+        for s in v:
+            if not re.fullmatch(r"sg-[0-9a-f]{8,17}", s):
+                raise ValueError(f"expected security group ids such as sg-0123456789abcdef0 (got {s!r})")
+        return v
+
+    @model_validator(mode="after")
+    def _some_application(self) -> PrivateLink:
+        if not self.application_cidrs and not self.application_security_groups:
+            raise ValueError(
+                "expected application_cidrs or application_security_groups: the endpoint's "
+                "security group must admit TCP 443 from somewhere"
+            )
+        return self
+
+
+class DeploymentProfile(_Strict):
+    """A deployment: one base profile (``extends``) merged with the customer's values.
+
+    Raises pydantic ``ValidationError``; :func:`netguard.profiles.load_deployment` turns it into
+    a ``ProfileError`` with file, line and column.
+    """
+
+    schema_version: Literal[1] = Field(default=1, description="Version of this schema.")
+    extends: Mode = Field(description="The base profile: public-https, vpn or privatelink.")
+    mode: Mode = Field(description="Set by the base profile; must equal 'extends'.")
+    name: Slug
+    description: FreeText = ""
+    families: list[FamilyName] = Field(default_factory=lambda: [FamilyName.IPV4, FamilyName.IPV6], min_length=1)
+    vendor: Vendor
+    customer: Customer
+    logging: Logging = Logging()
+    tls: Tls = Tls()
+    exceptions: list[ExceptionRule] = Field(default_factory=list)
+    iptables: IptablesOptions = IptablesOptions()
+    aws: Aws = Aws()
+    vpn: Vpn | None = None
+    privatelink: PrivateLink | None = None
+
+    @field_validator("exceptions")
+    @classmethod
+    def _unique_exceptions(cls, v: list[ExceptionRule]) -> list[ExceptionRule]:
+        _unique([e.name for e in v], "exception name")
+        return v
+
+    @field_validator("families")
+    @classmethod
+    def _unique_families(cls, v: list[FamilyName]) -> list[FamilyName]:
+        return _unique(v, "family")
