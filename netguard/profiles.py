@@ -27,6 +27,8 @@ from netguard.resources import data_dir
 from netguard.schema import DeploymentProfile, Mode
 
 PathKey = tuple[str | int, ...]
+# libyaml's composer when present (same nodes and marks, several times faster on long lists).
+_COMPOSE_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 _PLAIN_INT = re.compile(r"^[-+]?(0|[1-9][0-9_]*)$")
 _MODE_SECTIONS = {"vpn": Mode.VPN, "privatelink": Mode.PRIVATELINK}
 
@@ -160,7 +162,7 @@ def read_yaml(path: Path) -> tuple[Any, SourceMap]:
     except OSError as exc:
         raise ProfileError.at(Location(path), f"cannot read: {exc.strerror}") from None
     try:
-        nodes = list(yaml.compose_all(text, Loader=yaml.SafeLoader))
+        nodes = list(yaml.compose_all(text, Loader=_COMPOSE_LOADER))
     except yaml.MarkedYAMLError as exc:
         mark = exc.problem_mark or exc.context_mark
         where = _loc(path, mark) if mark else Location(path)
