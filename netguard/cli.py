@@ -70,22 +70,34 @@ def main() -> None:
 @main.command()
 @click.argument("deployment", type=click.Path(path_type=Path, dir_okay=False))
 @click.option(
-    "-o", "--output", "out_dir", required=True, type=click.Path(path_type=Path, file_okay=False),
+    "-o",
+    "--output",
+    "out_dir",
+    required=True,
+    type=click.Path(path_type=Path, file_okay=False),
     help="Output directory (created if missing).",
 )
 @click.option(
-    "-t", "--target", "targets", multiple=True,
+    "-t",
+    "--target",
+    "targets",
+    multiple=True,
     type=click.Choice([t.value for t in RENDERERS]),
     help="Target to generate (repeatable). Default: all.",
 )
 @click.option(
-    "--templates", "template_dirs", multiple=True,
+    "--templates",
+    "template_dirs",
+    multiple=True,
     type=click.Path(path_type=Path, file_okay=False, exists=True),
     help="Directory of templates overriding the bundled ones (same relative names).",
 )
 @AS_OF
 def generate(
-    deployment: Path, out_dir: Path, targets: tuple[str, ...], template_dirs: tuple[Path, ...],
+    deployment: Path,
+    out_dir: Path,
+    targets: tuple[str, ...],
+    template_dirs: tuple[Path, ...],
     as_of: str | None,
 ) -> None:
     """Generate firewall configurations and allowlists from DEPLOYMENT (a YAML file)."""

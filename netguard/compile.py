@@ -73,13 +73,36 @@ def compile_policy(profile: DeploymentProfile, *, source_digest: str = "") -> Po
         peers = _set("vpn-peers", profile.vpn.peers)
         for direction in (Direction.EGRESS, Direction.INGRESS):
             d = direction.value
-            rules.append(PolicyRule(f"{d}-ike", direction, Protocol.UDP, peers, (IKE_PORT,),
-                                    description="IKE to the vendor VPN peers"))
+            rules.append(
+                PolicyRule(
+                    f"{d}-ike",
+                    direction,
+                    Protocol.UDP,
+                    peers,
+                    (IKE_PORT,),
+                    description="IKE to the vendor VPN peers",
+                )
+            )
             if profile.vpn.nat_traversal:
-                rules.append(PolicyRule(f"{d}-nat-t", direction, Protocol.UDP, peers, (NAT_T_PORT,),
-                                        description="IPsec NAT traversal (RFC 3948)"))
-            rules.append(PolicyRule(f"{d}-esp", direction, Protocol.ESP, peers,
-                                    description="IPsec ESP to the vendor VPN peers"))
+                rules.append(
+                    PolicyRule(
+                        f"{d}-nat-t",
+                        direction,
+                        Protocol.UDP,
+                        peers,
+                        (NAT_T_PORT,),
+                        description="IPsec NAT traversal (RFC 3948)",
+                    )
+                )
+            rules.append(
+                PolicyRule(
+                    f"{d}-esp",
+                    direction,
+                    Protocol.ESP,
+                    peers,
+                    description="IPsec ESP to the vendor VPN peers",
+                )
+            )
     if mode == Mode.PRIVATELINK:
         assert profile.privatelink is not None
         api_set = _set("vendor-endpoint", profile.privatelink.endpoint_subnets)
@@ -87,45 +110,89 @@ def compile_policy(profile: DeploymentProfile, *, source_digest: str = "") -> Po
     else:
         assert profile.vendor.api_ranges is not None
         api_set = _set("vendor-api", profile.vendor.api_ranges)
-    rules.append(PolicyRule("egress-vendor-api", Direction.EGRESS, Protocol.TCP, api_set, api_ports,
-                            through=tunnel, description="HTTPS to the vendor API (TLS 1.3)"))
+    rules.append(
+        PolicyRule(
+            "egress-vendor-api",
+            Direction.EGRESS,
+            Protocol.TCP,
+            api_set,
+            api_ports,
+            through=tunnel,
+            description="HTTPS to the vendor API (TLS 1.3)",
+        )
+    )
     if profile.customer.dns_resolvers:
         resolvers = _set("dns-resolvers", (_host(a) for a in profile.customer.dns_resolvers))
-        rules.append(PolicyRule("egress-dns-udp", Direction.EGRESS, Protocol.UDP, resolvers,
-                                (DNS_PORT,), description="DNS to the named resolvers"))
-        rules.append(PolicyRule("egress-dns-tcp", Direction.EGRESS, Protocol.TCP, resolvers,
-                                (DNS_PORT,), description="DNS over TCP to the named resolvers"))
+        rules.append(
+            PolicyRule(
+                "egress-dns-udp",
+                Direction.EGRESS,
+                Protocol.UDP,
+                resolvers,
+                (DNS_PORT,),
+                description="DNS to the named resolvers",
+            )
+        )
+        rules.append(
+            PolicyRule(
+                "egress-dns-tcp",
+                Direction.EGRESS,
+                Protocol.TCP,
+                resolvers,
+                (DNS_PORT,),
+                description="DNS over TCP to the named resolvers",
+            )
+        )
 
     # --- ingress ----------------------------------------------------------------------------
     for receiver in sorted(profile.customer.webhook_receivers, key=lambda r: r.name):
-        rules.append(PolicyRule(
-            f"ingress-webhook-{receiver.name}", Direction.INGRESS, Protocol.TCP, webhook_set,
-            _ports(receiver.ports), local=_set(f"rcv-{receiver.name}", receiver.addresses),
-            through=tunnel, description=receiver.description or "vendor webhook callbacks",
-        ))
+        rules.append(
+            PolicyRule(
+                f"ingress-webhook-{receiver.name}",
+                Direction.INGRESS,
+                Protocol.TCP,
+                webhook_set,
+                _ports(receiver.ports),
+                local=_set(f"rcv-{receiver.name}", receiver.addresses),
+                through=tunnel,
+                description=receiver.description or "vendor webhook callbacks",
+            )
+        )
 
     # --- named exceptions (guide 10.3: reviewed quarterly, each with reason and expiry) -----
     for exc in sorted(profile.exceptions, key=lambda e: e.name):
-        rules.append(PolicyRule(
-            f"exception-{exc.name}", Direction(exc.direction), Protocol(exc.protocol),
-            _set(f"exc-{exc.name}", exc.peers), _ports(exc.ports),
-            description=exc.reason,
-            exception=ExceptionInfo(exc.name, exc.reason, exc.expires.isoformat(), exc.ticket),
-        ))
+        rules.append(
+            PolicyRule(
+                f"exception-{exc.name}",
+                Direction(exc.direction),
+                Protocol(exc.protocol),
+                _set(f"exc-{exc.name}", exc.peers),
+                _ports(exc.ports),
+                description=exc.reason,
+                exception=ExceptionInfo(exc.name, exc.reason, exc.expires.isoformat(), exc.ticket),
+            )
+        )
 
     rules.sort(key=lambda r: (r.direction != Direction.EGRESS, _KIND_ORDER(r.id), r.id))
     allowlists = {
-        "customer-inbound": _union("customer-inbound", [webhook_set] + (
-            [_set("vpn-peers", profile.vpn.peers)] if profile.vpn else [])),
+        "customer-inbound": _union(
+            "customer-inbound",
+            [webhook_set] + ([_set("vpn-peers", profile.vpn.peers)] if profile.vpn else []),
+        ),
         "vendor-inbound": _set("vendor-inbound", profile.customer.egress_addresses),
         "egress-destinations": api_set,
     }
     pl = None
     if profile.privatelink is not None:
         p = profile.privatelink
-        pl = PrivateLinkSpec(p.service_name, api_set, tuple(p.subnet_ids),
-                             _set("application-cidrs", p.application_cidrs),
-                             tuple(p.application_security_groups), p.private_dns)
+        pl = PrivateLinkSpec(
+            p.service_name,
+            api_set,
+            tuple(p.subnet_ids),
+            _set("application-cidrs", p.application_cidrs),
+            tuple(p.application_security_groups),
+            p.private_dns,
+        )
     sets: dict[str, AddressSet] = {}
     for r in rules:
         for s in (r.peer, r.local):
@@ -134,16 +201,28 @@ def compile_policy(profile: DeploymentProfile, *, source_digest: str = "") -> Po
     lg = profile.logging
     q = profile.aws.quotas
     return Policy(
-        name=profile.name, mode=mode.value, description=profile.description,
-        vendor_name=profile.vendor.name, families=families, rules=tuple(rules),
-        log=LogSpec(lg.enabled, lg.prefix, lg.accept_prefix, lg.rate_per_minute, lg.burst,
-                    lg.log_accepted),
+        name=profile.name,
+        mode=mode.value,
+        description=profile.description,
+        vendor_name=profile.vendor.name,
+        families=families,
+        rules=tuple(rules),
+        log=LogSpec(
+            lg.enabled, lg.prefix, lg.accept_prefix, lg.rate_per_minute, lg.burst, lg.log_accepted
+        ),
         tls_min_version=profile.tls.min_version,
         endpoints=tuple(Endpoint(e.name, e.host, e.port) for e in profile.vendor.endpoints),
-        allowlists=allowlists, ipset_threshold=profile.iptables.ipset_threshold,
-        aws=AwsSpec(profile.aws.vpc_id, profile.aws.region, profile.aws.group_name_prefix,
-                    q.rules_per_group, q.groups_per_interface, q.max_rules_times_groups,
-                    profile.aws.prefix_lists),
+        allowlists=allowlists,
+        ipset_threshold=profile.iptables.ipset_threshold,
+        aws=AwsSpec(
+            profile.aws.vpc_id,
+            profile.aws.region,
+            profile.aws.group_name_prefix,
+            q.rules_per_group,
+            q.groups_per_interface,
+            q.max_rules_times_groups,
+            profile.aws.prefix_lists,
+        ),
         privatelink=pl,
         tunnel_interface=profile.vpn.tunnel_interface if profile.vpn else None,
         source_digest=source_digest,
@@ -151,10 +230,21 @@ def compile_policy(profile: DeploymentProfile, *, source_digest: str = "") -> Po
     )
 
 
-def _KIND_ORDER(rule_id: str) -> int:  # noqa: N802 - reads as a table
-    for i, prefix in enumerate(("egress-ike", "egress-nat-t", "egress-esp", "ingress-ike",
-                                "ingress-nat-t", "ingress-esp", "egress-vendor-api", "egress-dns",
-                                "ingress-webhook", "exception")):
+def _KIND_ORDER(rule_id: str) -> int:
+    for i, prefix in enumerate(
+        (
+            "egress-ike",
+            "egress-nat-t",
+            "egress-esp",
+            "ingress-ike",
+            "ingress-nat-t",
+            "ingress-esp",
+            "egress-vendor-api",
+            "egress-dns",
+            "ingress-webhook",
+            "exception",
+        )
+    ):
         if rule_id.startswith(prefix):
             return i
     return 99

@@ -80,7 +80,10 @@ class _Builder:
                 self._bad_tag(node)
             out: dict[str, Any] = {}
             for key_node, value_node in node.value:
-                if not isinstance(key_node, yaml.ScalarNode) or key_node.tag != "tag:yaml.org,2002:str":
+                if (
+                    not isinstance(key_node, yaml.ScalarNode)
+                    or key_node.tag != "tag:yaml.org,2002:str"
+                ):
                     self.problems.append(
                         (_loc(self.path, key_node.start_mark), "expected a plain text key")
                     )
@@ -125,13 +128,16 @@ class _Builder:
             return node.value
         if node.tag == "tag:yaml.org,2002:float":
             return node.value  # no field takes a float; keep the text for a clear error later
-        if node.tag == "tag:yaml.org,2002:timestamp" and ("t" in node.value.lower() or " " in node.value):
+        if node.tag == "tag:yaml.org,2002:timestamp" and (
+            "t" in node.value.lower() or " " in node.value
+        ):
             return node.value
         return self._scalar_loader.construct_object(node, deep=True)
 
     def _bad_tag(self, node: yaml.Node) -> None:
+        tag = node.tag.replace("tag:yaml.org,2002:", "!!", 1)
         self.problems.append(
-            (_loc(self.path, node.start_mark), f"YAML tag {node.tag!r} is not accepted")
+            (_loc(self.path, node.start_mark), f"YAML tag {tag!r} is not accepted")
         )
 
 
@@ -164,10 +170,7 @@ def read_yaml(path: Path) -> tuple[Any, SourceMap]:
     try:
         nodes = list(yaml.compose_all(text, Loader=_COMPOSE_LOADER))
     except yaml.MarkedYAMLError as exc:
-        mark = exc.problem_mark or exc.context_mark
-        where = _loc(path, mark) if mark else Location(path)
-        what = exc.problem or exc.context or "invalid YAML"
-        raise ProfileError.at(where, f"invalid YAML: {what}") from None
+        raise ProfileError.at(*_syntax_error(path, exc)) from None
     except yaml.YAMLError as exc:
         raise ProfileError.at(Location(path), f"invalid YAML: {exc}") from None
     if not nodes or nodes[0] is None:
@@ -179,6 +182,20 @@ def read_yaml(path: Path) -> tuple[Any, SourceMap]:
     builder = _Builder(path)
     value = builder.build(nodes[0], ())
     return value, SourceMap(builder.values, builder.keys, tuple(builder.problems))
+
+
+def _syntax_error(path: Path, exc: yaml.MarkedYAMLError) -> tuple[Location, str]:
+    """Where a YAML syntax error is, preferring the start of the unclosed construct."""
+    what = exc.problem or exc.context or "syntax error"
+    if exc.context and exc.context_mark is not None:
+        construct = exc.context.removeprefix("while parsing a ").removeprefix("while scanning a ")
+        start = exc.context_mark
+        return _loc(path, start), (
+            f"invalid YAML: {what} (in the {construct} that starts at line {start.line + 1}, "
+            f"column {start.column + 1})"
+        )
+    mark = exc.problem_mark
+    return (_loc(path, mark) if mark else Location(path)), f"invalid YAML: {what}"
 
 
 def base_profiles_dir() -> Path:
@@ -208,7 +225,7 @@ def _merge(base: Any, over: Any) -> Any:
     return over
 
 
-def _friendly(err: dict[str, Any]) -> str:
+def _friendly(err: Any) -> str:
     kind = err["type"]
     msg = str(err["msg"])
     if msg.startswith("Value error, "):
@@ -299,7 +316,8 @@ def load_deployment(path: Path, *, as_of: dt.date | None = None) -> LoadedDeploy
     base_path = base_profile_path(extends)
     base, base_map = read_yaml(base_path)
     problems.extend(base_map.problems)
-    merged = _merge(base, data)
+    # The mode comes from the base profile only; an override is reported above, never used.
+    merged = _merge(base, {k: v for k, v in data.items() if k != "mode"})
     merged["extends"] = extends
 
     def locate(loc: PathKey, *, key: bool = False) -> Location:
@@ -321,7 +339,10 @@ def load_deployment(path: Path, *, as_of: dt.date | None = None) -> LoadedDeploy
             )
         if mode == needs and section not in merged:
             problems.append(
-                (Location(path, 1, 1), f"missing required section {section!r} for mode {needs.value}")
+                (
+                    Location(path, 1, 1),
+                    f"missing required section {section!r} for mode {needs.value}",
+                )
             )
     vendor = merged.get("vendor")
     if isinstance(vendor, dict):
@@ -335,7 +356,10 @@ def load_deployment(path: Path, *, as_of: dt.date | None = None) -> LoadedDeploy
             )
         if mode in (Mode.PUBLIC_HTTPS, Mode.VPN) and "api_ranges" not in vendor:
             problems.append(
-                (locate(("vendor",), key=True), f"missing required field 'api_ranges' for mode {mode}")
+                (
+                    locate(("vendor",), key=True),
+                    f"missing required field 'api_ranges' for mode {mode}",
+                )
             )
 
     try:
@@ -348,18 +372,33 @@ def load_deployment(path: Path, *, as_of: dt.date | None = None) -> LoadedDeploy
             if err["type"] == "extra_forbidden":
                 allowed = _schema_keys(DeploymentProfile, loc[:-1])
                 hint = difflib.get_close_matches(str(loc[-1]), allowed, n=1)
-                expected = f"did you mean {hint[0]!r}?" if hint else f"expected one of: {', '.join(allowed)}"
+                expected = (
+                    f"did you mean {hint[0]!r}?"
+                    if hint
+                    else f"expected one of: {', '.join(allowed)}"
+                )
                 problems.append((locate(loc, key=True), f"unknown key {loc[-1]!r}: {expected}"))
             elif err["type"] == "missing":
-                problems.append((locate(loc[:-1], key=True), _friendly(err)))
+                where = locate(loc[:-1], key=True)
+                message = _friendly(err)
+                if loc[:-1]:
+                    message += f" in {'.'.join(str(p) for p in loc[:-1])!r}"
+                if where.path == base_path:
+                    # The section comes from the base profile; the fix belongs in the deployment.
+                    where = deploy_map.locate(("extends",), key=True)
+                    message += f" (base profile {extends} does not set it)"
+                problems.append((where, message))
             else:
                 problems.append((locate(loc), _friendly(err)))
         raise ProfileError(_dedupe(problems)) from None
     if problems:
         raise ProfileError(_dedupe(problems))
-    return LoadedDeployment(profile, path, base_path, SourceMap(
-        {**base_map.values, **deploy_map.values}, {**base_map.keys, **deploy_map.keys}
-    ))
+    return LoadedDeployment(
+        profile,
+        path,
+        base_path,
+        SourceMap({**base_map.values, **deploy_map.values}, {**base_map.keys, **deploy_map.keys}),
+    )
 
 
 def _dedupe(problems: list[tuple[Location, str]]) -> list[tuple[Location, str]]:

@@ -49,9 +49,10 @@ class FamilyName(StrEnum):
 _SLUG = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
 _HOSTNAME_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
 _IFNAME = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
-# Printable text without control characters: descriptions may hold anything a person writes,
-# every target escapes it; control characters (newlines) are refused here as a first fence.
-_FREE_TEXT = re.compile(r"^[^\x00-\x1f\x7f]*$")
+# Printable text on one line: descriptions may hold anything a person writes and every target
+# escapes it; as a first fence, C0/C1 control characters and the Unicode line and paragraph
+# separators (line breaks to str.splitlines, JavaScript and some YAML readers) are refused.
+_FREE_TEXT = re.compile(r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029]*$")
 _LOG_PREFIX = re.compile(r"^[A-Za-z0-9 _:.\-]{1,29}$")
 
 
@@ -106,7 +107,11 @@ def _hostname(value: Any) -> str:
     except UnicodeError:
         raise ValueError(f"expected a DNS hostname; {value!r} is not a valid IDNA name") from None
     labels = ascii_name.split(".")
-    if len(ascii_name) > 253 or len(labels) < 2 or not all(_HOSTNAME_LABEL.match(x) for x in labels):
+    if (
+        len(ascii_name) > 253
+        or len(labels) < 2
+        or not all(_HOSTNAME_LABEL.match(x) for x in labels)
+    ):
         raise ValueError(f"expected a DNS hostname such as api.vendor.example (got {value!r})")
     return value
 
@@ -366,7 +371,9 @@ class PrivateLink(_Strict):
     def _subnets(cls, v: list[str]) -> list[str]:
         for s in v:
             if not re.fullmatch(r"subnet-[0-9a-f]{8,17}", s):
-                raise ValueError(f"expected subnet ids such as subnet-0123456789abcdef0 (got {s!r})")
+                raise ValueError(
+                    f"expected subnet ids such as subnet-0123456789abcdef0 (got {s!r})"
+                )
         return v
 
     @field_validator("application_security_groups")
@@ -374,7 +381,9 @@ class PrivateLink(_Strict):
     def _groups(cls, v: list[str]) -> list[str]:
         for s in v:
             if not re.fullmatch(r"sg-[0-9a-f]{8,17}", s):
-                raise ValueError(f"expected security group ids such as sg-0123456789abcdef0 (got {s!r})")
+                raise ValueError(
+                    f"expected security group ids such as sg-0123456789abcdef0 (got {s!r})"
+                )
         return v
 
     @model_validator(mode="after")
@@ -399,7 +408,9 @@ class DeploymentProfile(_Strict):
     mode: Mode = Field(description="Set by the base profile; must equal 'extends'.")
     name: Slug
     description: FreeText = ""
-    families: list[FamilyName] = Field(default_factory=lambda: [FamilyName.IPV4, FamilyName.IPV6], min_length=1)
+    families: list[FamilyName] = Field(
+        default_factory=lambda: [FamilyName.IPV4, FamilyName.IPV6], min_length=1
+    )
     vendor: Vendor
     customer: Customer
     logging: Logging = Logging()

@@ -4,9 +4,8 @@ A new target is one module with a ``Renderer`` subclass decorated by ``@register
 member, one template folder under ``templates/`` and one golden folder under ``tests/golden``.
 """
 
-from netguard.render.base import RENDERERS, Renderer, Target, register, render_targets
-
 # Importing the modules fills the registry.
-from netguard.render import allowlist, aws, iptables, nftables  # noqa: E402, F401, I001
+from netguard.render import allowlist, aws, iptables, nftables  # noqa: F401
+from netguard.render.base import RENDERERS, Renderer, Target, register, render_targets
 
 __all__ = ["RENDERERS", "Renderer", "Target", "register", "render_targets"]

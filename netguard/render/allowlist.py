@@ -15,11 +15,21 @@ import jinja2
 
 from netguard import __version__
 from netguard.model.policy import Policy
-from netguard.render.base import Renderer, Safe, Target, escape_line_comment, register, to_json_document
+from netguard.render.base import (
+    Renderer,
+    Safe,
+    Target,
+    escape_line_comment,
+    register,
+)
 
 LIST_TITLES = {
-    "customer-inbound": "Sources the customer's firewall admits (vendor webhook callbacks, VPN peers)",
-    "vendor-inbound": "The customer's egress addresses: the vendor must allowlist these (guide 5.3)",
+    "customer-inbound": (
+        "Sources the customer's firewall admits (vendor webhook callbacks, VPN peers)"
+    ),
+    "vendor-inbound": (
+        "The customer's egress addresses: the vendor must allowlist these (guide 5.3)"
+    ),
     "egress-destinations": "Destinations the customer's egress may reach (vendor API)",
 }
 
@@ -46,7 +56,8 @@ class AllowlistRenderer(Renderer):
             v4 = [str(p) for p in aset.for_family(4)] if 4 in policy.families else []
             v6 = [str(p) for p in aset.for_family(6)] if 6 in policy.families else []
             files[f"allowlist/{name}.txt"] = env.get_template("allowlist/list.txt.j2").render(
-                name=Safe(name), title=escape_line_comment(LIST_TITLES[name]),
+                name=Safe(name),
+                title=escape_line_comment(LIST_TITLES[name]),
                 deployment=Safe(policy.name),
                 prefixes=[Safe(p) for p in v4 + v6],
             )
@@ -59,7 +70,7 @@ class AllowlistRenderer(Renderer):
         document["endpoints"] = [
             {"name": e.name, "host": e.host, "port": e.port} for e in policy.endpoints
         ]
-        files["allowlist/allowlists.json"] = env.get_template("allowlist/allowlists.json.j2").render(
-            document=document
-        )
+        files["allowlist/allowlists.json"] = env.get_template(
+            "allowlist/allowlists.json.j2"
+        ).render(document=document)
         return files

@@ -27,6 +27,7 @@ from netguard.model.policy import AddressSet, Direction, Policy, PolicyRule, Pro
 from netguard.render.base import Renderer, Safe, Target, register
 
 IPSET_DEFAULT_MAXELEM = 65536
+_EMPTY = Safe("")
 MULTIPORT_MAX = 15  # iptables-extensions(8) multiport: up to 15 ports, a range counts as two
 
 
@@ -37,18 +38,18 @@ class IptRule:
     chain: Safe
     target: Safe
     comment: Safe
-    protocol: Safe = Safe("")
-    source: Safe = Safe("")
-    destination: Safe = Safe("")
-    in_interface: Safe = Safe("")
-    out_interface: Safe = Safe("")
-    source_set: Safe = Safe("")
-    destination_set: Safe = Safe("")
-    dport: Safe = Safe("")
-    dports: Safe = Safe("")
-    icmp: Safe = Safe("")
-    ipsec_dir: Safe = Safe("")
-    ctstate: Safe = Safe("")
+    protocol: Safe = _EMPTY
+    source: Safe = _EMPTY
+    destination: Safe = _EMPTY
+    in_interface: Safe = _EMPTY
+    out_interface: Safe = _EMPTY
+    source_set: Safe = _EMPTY
+    destination_set: Safe = _EMPTY
+    dport: Safe = _EMPTY
+    dports: Safe = _EMPTY
+    icmp: Safe = _EMPTY
+    ipsec_dir: Safe = _EMPTY
+    ctstate: Safe = _EMPTY
 
 
 @dataclass(frozen=True)
@@ -115,7 +116,8 @@ class _FamilyBuilder:
             if name not in self.sets:
                 count = len(prefixes)
                 self.sets[name] = IpSet(
-                    Safe(name), Safe(ipset_name(aset.name, self.version, temp=True)),
+                    Safe(name),
+                    Safe(ipset_name(aset.name, self.version, temp=True)),
                     Safe("inet" if self.version == 4 else "inet6"),
                     max(1024, _pow2_at_least(count // 4)),
                     max(IPSET_DEFAULT_MAXELEM, _pow2_at_least(count)),
@@ -131,7 +133,7 @@ class _FamilyBuilder:
         proto = rule.protocol.value
         if rule.protocol == Protocol.ICMP:
             proto = "icmp" if self.version == 4 else "ipv6-icmp"
-        in_if = out_if = ipsec_dir = Safe("")
+        in_if = out_if = ipsec_dir = _EMPTY
         if rule.through == Through.TUNNEL:
             if self.policy.tunnel_interface:
                 iface = Safe(self.policy.tunnel_interface)
@@ -146,12 +148,24 @@ class _FamilyBuilder:
                 for dport, dports in _port_groups(rule):
                     src, dst = (local_cidr, peer_cidr) if egress else (peer_cidr, local_cidr)
                     src_set, dst_set = (local_set, peer_set) if egress else (peer_set, local_set)
-                    out.append(IptRule(
-                        chain=chain, target=target, comment=Safe(rule.id), protocol=Safe(proto),
-                        source=src, destination=dst, source_set=src_set, destination_set=dst_set,
-                        in_interface=in_if, out_interface=out_if, dport=dport, dports=dports,
-                        ipsec_dir=ipsec_dir, ctstate=Safe("NEW"),
-                    ))
+                    out.append(
+                        IptRule(
+                            chain=chain,
+                            target=target,
+                            comment=Safe(rule.id),
+                            protocol=Safe(proto),
+                            source=src,
+                            destination=dst,
+                            source_set=src_set,
+                            destination_set=dst_set,
+                            in_interface=in_if,
+                            out_interface=out_if,
+                            dport=dport,
+                            dports=dports,
+                            ipsec_dir=ipsec_dir,
+                            ctstate=Safe("NEW"),
+                        )
+                    )
         return out
 
 
@@ -173,8 +187,11 @@ class IptablesRenderer(Renderer):
                         rules.extend(builder.rules(rule))
             all_sets.extend(builder.sets[k] for k in sorted(builder.sets))
             files[f"iptables/rules.v{version}"] = env.get_template("iptables/rules.j2").render(
-                policy=_header(policy), version=version, enabled=version in policy.families,
-                rules=rules, uses_ipset=bool(builder.sets),
+                policy=_header(policy),
+                version=version,
+                enabled=version in policy.families,
+                rules=rules,
+                uses_ipset=bool(builder.sets),
                 log=policy.log,
                 log_prefix=Safe('"' + policy.log.prefix + '"'),
                 accept_prefix=Safe('"' + policy.log.accept_prefix + '"'),
@@ -198,5 +215,9 @@ class Header:
 def _header(policy: Policy) -> Header:
     from netguard.render.base import escape_line_comment
 
-    return Header(Safe(policy.name), Safe(policy.mode), Safe(policy.source_digest),
-                  escape_line_comment(policy.description))
+    return Header(
+        Safe(policy.name),
+        Safe(policy.mode),
+        Safe(policy.source_digest),
+        escape_line_comment(policy.description),
+    )

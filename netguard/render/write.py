@@ -50,8 +50,8 @@ def write_outputs(out_dir: Path, files: dict[str, str]) -> list[tuple[Path, Writ
                     fh.write(data)
                     fh.flush()
                     os.fsync(fh.fileno())
-                os.chmod(tmp, 0o644)
-                os.replace(tmp, path)
+                Path(tmp).chmod(0o644)
+                Path(tmp).replace(path)
             except BaseException:
                 Path(tmp).unlink(missing_ok=True)
                 raise

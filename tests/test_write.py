@@ -1,0 +1,73 @@
+"""Atomic, change-only writes, and all-or-nothing generation."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+import pytest
+from click.testing import CliRunner
+
+from netguard.cli import main
+from netguard.errors import OutputError
+from netguard.render.write import WriteStatus, write_outputs
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "public-https" / "deployment.yaml"
+
+
+def test_unchanged_files_are_not_rewritten(tmp_path: Path) -> None:
+    first = write_outputs(tmp_path, {"a/b.txt": "one\n"})
+    assert first == [(tmp_path / "a" / "b.txt", WriteStatus.WRITTEN)]
+    os.utime(tmp_path / "a" / "b.txt", (1_000_000, 1_000_000))
+    second = write_outputs(tmp_path, {"a/b.txt": "one\n"})
+    assert second == [(tmp_path / "a" / "b.txt", WriteStatus.UNCHANGED)]
+    assert (tmp_path / "a" / "b.txt").stat().st_mtime == 1_000_000
+    write_outputs(tmp_path, {"a/b.txt": "two\n"})
+    assert (tmp_path / "a" / "b.txt").read_text() == "two\n"
+    assert sorted(p.name for p in (tmp_path / "a").iterdir()) == ["b.txt"]  # no temp file left
+
+
+@pytest.mark.parametrize("name", ["../escape.txt", "/etc/passwd", ""])
+def test_paths_outside_output_are_refused(tmp_path: Path, name: str) -> None:
+    with pytest.raises(OutputError):
+        write_outputs(tmp_path / "out", {name: "x"})
+
+
+def test_generate_twice_is_byte_identical_and_second_run_writes_nothing(tmp_path: Path) -> None:
+    runner = CliRunner()
+    args = ["generate", str(EXAMPLE), "-o", str(tmp_path / "o"), "--as-of", "2026-06-01"]
+    first = runner.invoke(main, args)
+    assert first.exit_code == 0, first.stderr
+    snapshot = {p: p.read_bytes() for p in (tmp_path / "o").rglob("*") if p.is_file()}
+    second = runner.invoke(main, args)
+    assert second.exit_code == 0
+    assert ", 0 written," in second.stderr
+    assert {p: p.read_bytes() for p in (tmp_path / "o").rglob("*") if p.is_file()} == snapshot
+
+
+def test_failed_run_leaves_existing_output_untouched(tmp_path: Path) -> None:
+    runner = CliRunner()
+    out = tmp_path / "o"
+    assert (
+        runner.invoke(main, ["generate", str(EXAMPLE), "-o", str(out), "-t", "iptables"]).exit_code
+        == 0
+    )
+    before = {p: p.read_bytes() for p in out.rglob("*") if p.is_file()}
+    broken = tmp_path / "broken.yaml"
+    shutil.copy(EXAMPLE, broken)
+    broken.write_text(broken.read_text().replace("198.51.100.0/25", "198.51.100.1/25"))
+    result = runner.invoke(main, ["generate", str(broken), "-o", str(out), "-t", "iptables"])
+    assert result.exit_code == 2
+    assert {p: p.read_bytes() for p in out.rglob("*") if p.is_file()} == before
+
+
+def test_unwritable_output_is_operational_error(tmp_path: Path) -> None:
+    blocker = tmp_path / "file"
+    blocker.write_text("not a directory")
+    result = CliRunner().invoke(
+        main, ["generate", str(EXAMPLE), "-o", str(blocker / "sub"), "-t", "allowlist"]
+    )
+    assert result.exit_code == 3
+    assert "Traceback" not in result.stderr
+    assert result.stderr.startswith("error: cannot write")
