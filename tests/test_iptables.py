@@ -1,0 +1,244 @@
+"""iptables target: structure, stability, fail-closed families, and acceptance by the real loader."""
+
+from __future__ import annotations
+
+import difflib
+import os
+import shutil
+import subprocess
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from netguard.compile import compile_policy
+from netguard.model.policy import Policy
+from netguard.profiles import load_deployment
+from netguard.render import Target, render_targets
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _policy(text: str, tmp_path: Path) -> Policy:
+    path = tmp_path / "deployment.yaml"
+    path.write_text(text, encoding="utf-8")
+    return compile_policy(load_deployment(path).profile)
+
+
+def _render(policy: Policy) -> dict[str, str]:
+    return render_targets(policy, [Target.IPTABLES])
+
+
+BASE = """\
+extends: public-https
+name: t
+families: [{families}]
+vendor:
+  endpoints: [{{name: api, host: api.vendor.example}}]
+  api_ranges: [{api}]
+  webhook_ranges: [203.0.113.0/28]
+customer:
+  egress_addresses: [192.0.2.1/32]
+  webhook_receivers: [{{name: hooks, addresses: [192.0.2.2/32], ports: [{ports}]}}]
+iptables: {{ipset_threshold: {threshold}}}
+"""
+
+
+def _text(
+    tmp_path: Path,
+    api: str = "198.51.100.0/25",
+    ports: str = "8443",
+    families: str = "ipv4, ipv6",
+    threshold: int = 16,
+) -> dict[str, str]:
+    profile = BASE.format(api=api, ports=ports, families=families, threshold=threshold)
+    return _render(_policy(profile, tmp_path))
+
+
+def _rules(text: str) -> list[str]:
+    """The permit rules: lines of the ng-egress and ng-ingress chains."""
+    return [
+        line for line in text.splitlines() if line.startswith(("-A ng-egress", "-A ng-ingress"))
+    ]
+
+
+def test_one_prefix_change_is_one_line_diff(tmp_path: Path) -> None:
+    before = _text(tmp_path, api="198.51.100.0/26, 198.51.100.128/26, 2001:db8:100::/48")
+    after = _text(tmp_path, api="198.51.100.0/26, 198.51.100.192/26, 2001:db8:100::/48")
+    for name in before:
+        diff = [
+            line
+            for line in difflib.unified_diff(
+                before[name].splitlines(), after[name].splitlines(), lineterm="", n=0
+            )
+            if line[:1] in "+-" and not line.startswith(("+++", "---"))
+        ]
+        if name.endswith("rules.v4"):
+            assert diff == [
+                "-"
+                "-A ng-egress -d 198.51.100.128/26 -p tcp -m tcp --dport 443 -m conntrack "
+                '--ctstate NEW -m comment --comment "egress-vendor-api" -j ACCEPT',
+                "+"
+                "-A ng-egress -d 198.51.100.192/26 -p tcp -m tcp --dport 443 -m conntrack "
+                '--ctstate NEW -m comment --comment "egress-vendor-api" -j ACCEPT',
+            ]
+        else:
+            assert diff == [], name
+
+
+def test_ipv6_without_prefixes_gets_no_rule_never_any(tmp_path: Path) -> None:
+    files = _text(tmp_path, api="198.51.100.0/25")  # no IPv6 vendor range
+    v6 = _rules(files["iptables/rules.v6"])
+    # The receiver has no IPv6 address either, so IPv6 has no permit rule at all.
+    assert v6 == []
+    assert ":OUTPUT DROP [0:0]" in files["iptables/rules.v6"]
+    assert "-A OUTPUT -j ng-drop" in files["iptables/rules.v6"]
+
+
+def test_family_left_out_is_denied_not_open(tmp_path: Path) -> None:
+    files = _text(tmp_path, api="198.51.100.0/25, 2001:db8:100::/48", families="ipv4")
+    text = files["iptables/rules.v6"]
+    assert _rules(text) == []
+    assert "ESTABLISHED" not in text  # nothing but loopback
+    assert [line for line in text.splitlines() if line.endswith("-j ACCEPT")] == [
+        '-A INPUT -i lo -m comment --comment "netguard:loopback" -j ACCEPT',
+        '-A OUTPUT -o lo -m comment --comment "netguard:loopback" -j ACCEPT',
+    ]
+
+
+def test_multiport_splits_at_fifteen_ports(tmp_path: Path) -> None:
+    # 16 single ports and one range (weight 2): 18 > 15, so two multiport rules.
+    ports = ", ".join(str(p) for p in range(9000, 9032, 2))  # 16 non-adjacent ports
+    files = _text(tmp_path, ports=ports)
+    webhook = [r for r in _rules(files["iptables/rules.v4"]) if "ingress-webhook" in r]
+    assert len(webhook) == 2
+    first = ",".join(str(p) for p in range(9000, 9030, 2))  # 15 ports
+    assert f"-m multiport --dports {first} " in webhook[0]
+    assert "-m multiport --dports 9030 " in webhook[1]
+
+
+def test_adjacent_ports_become_a_range(tmp_path: Path) -> None:
+    files = _text(tmp_path, ports="8443, 8444, 8445, 9443")
+    [webhook] = [r for r in _rules(files["iptables/rules.v4"]) if "ingress-webhook" in r]
+    assert "-m multiport --dports 8443:8445,9443 " in webhook
+
+
+def test_long_lists_use_ipset_sized_to_fit(tmp_path: Path) -> None:
+    # 40 non-adjacent /32s (every other address): no aggregation possible.
+    api = ", ".join(f"198.51.100.{i}/32" for i in range(0, 80, 2))
+    files = _text(tmp_path, api=api, threshold=16)
+    v4 = _rules(files["iptables/rules.v4"])
+    api_rules = [r for r in v4 if "egress-vendor-api" in r]
+    assert api_rules == [
+        "-A ng-egress -p tcp -m set --match-set ng4-vendor-api dst -m tcp --dport 443 "
+        '-m conntrack --ctstate NEW -m comment --comment "egress-vendor-api" -j ACCEPT'
+    ]
+    ipset = files["iptables/ipset.restore"].splitlines()
+    assert "create ng4-vendor-api hash:net family inet hashsize 1024 maxelem 65536" in ipset
+    adds = [line for line in ipset if line.startswith("add ng4t-vendor-api ")]
+    assert adds == [f"add ng4t-vendor-api 198.51.100.{i}/32" for i in range(0, 80, 2)]
+    assert "swap ng4t-vendor-api ng4-vendor-api" in ipset
+    assert "uses_ipset" not in files["iptables/rules.v4"]
+    assert (
+        "# Load: ipset restore -exist < ipset.restore && iptables-restore"
+        in files["iptables/rules.v4"]
+    )
+
+
+def test_ipset_maxelem_grows_past_default(tmp_path: Path) -> None:
+    from netguard.render.iptables import IPSET_DEFAULT_MAXELEM, _pow2_at_least
+
+    assert _pow2_at_least(70000) == 131072
+    assert max(IPSET_DEFAULT_MAXELEM, _pow2_at_least(70000)) == 131072
+
+
+def test_vpn_matches_tunnel_by_ipsec_policy() -> None:
+    loaded = load_deployment(ROOT / "examples" / "vpn" / "deployment.yaml")
+    v4 = _rules(_render(compile_policy(loaded.profile))["iptables/rules.v4"])
+    api = [r for r in v4 if "egress-vendor-api" in r]
+    assert api and all("-m policy --dir out --pol ipsec" in r for r in api)
+    webhook = [r for r in v4 if "ingress-webhook" in r]
+    assert webhook and all("-m policy --dir in --pol ipsec" in r for r in webhook)
+    esp = [r for r in v4 if '"egress-esp"' in r]
+    assert esp == [
+        "-A ng-egress -d 203.0.113.200/31 -p esp -m conntrack --ctstate NEW "
+        '-m comment --comment "egress-esp" -j ACCEPT'
+    ]
+    ike = [r for r in v4 if "-ike" in r]
+    assert ike == [
+        "-A ng-egress -d 203.0.113.200/31 -p udp -m udp --dport 500 -m conntrack --ctstate NEW "
+        '-m comment --comment "egress-ike" -j ACCEPT',
+        "-A ng-ingress -s 203.0.113.200/31 -p udp -m udp --dport 500 -m conntrack --ctstate NEW "
+        '-m comment --comment "ingress-ike" -j ACCEPT',
+    ]
+
+
+def test_privatelink_egress_only_to_endpoint_subnets() -> None:
+    loaded = load_deployment(ROOT / "examples" / "privatelink" / "deployment.yaml")
+    v4 = _rules(_render(compile_policy(loaded.profile))["iptables/rules.v4"])
+    assert [r.split()[3] for r in v4 if "-p tcp -m tcp --dport 443" in r] == ["192.0.2.64/27"]
+
+
+# --- the real loader ---------------------------------------------------------------------
+
+
+def _need_root() -> None:
+    reason = ""
+    if os.geteuid() != 0:
+        reason = "needs root for a network namespace"
+    elif not shutil.which("ip") or not shutil.which("iptables-restore"):
+        reason = "needs iproute2 and iptables"
+    if reason:
+        if os.environ.get("CI") == "true":
+            pytest.fail(f"cannot run under CI: {reason}")
+        pytest.skip(reason)
+
+
+@pytest.fixture
+def netns() -> Iterator[str]:
+    _need_root()
+    name = f"ngt-ipt-{uuid.uuid4().hex[:8]}"
+    subprocess.run(["ip", "netns", "add", name], check=True)
+    try:
+        yield name
+    finally:
+        subprocess.run(["ip", "netns", "del", name], check=False)
+
+
+@pytest.mark.kernel
+@pytest.mark.parametrize("mode", ["public-https", "vpn", "privatelink"])
+@pytest.mark.parametrize("threshold", [1, 16])
+def test_real_loader_accepts_every_mode(
+    netns: str, tmp_path: Path, mode: str, threshold: int
+) -> None:
+    loaded = load_deployment(ROOT / "examples" / mode / "deployment.yaml")
+    profile = loaded.profile.model_copy(
+        update={
+            "iptables": loaded.profile.iptables.model_copy(update={"ipset_threshold": threshold})
+        }
+    )
+    files = _render(compile_policy(profile))
+    for name, text in files.items():
+        (tmp_path / Path(name).name).write_text(text)
+
+    def run(*argv: str, stdin: str) -> None:
+        with (tmp_path / stdin).open() as fh:
+            done = subprocess.run(
+                ["ip", "netns", "exec", netns, *argv], stdin=fh, capture_output=True, text=True
+            )
+        assert done.returncode == 0, done.stderr
+
+    run("ipset", "restore", "-exist", stdin="ipset.restore")
+    run("iptables-restore", stdin="rules.v4")
+    run("ip6tables-restore", stdin="rules.v6")
+    run("ipset", "restore", "-exist", stdin="ipset.restore")  # reload: swap in place
+    run("iptables-restore", stdin="rules.v4")
+    saved = subprocess.run(
+        ["ip", "netns", "exec", netns, "iptables-save", "-t", "filter"],
+        capture_output=True,
+        text=True,
+        check=True,
+    ).stdout
+    assert ":INPUT DROP" in saved and ":OUTPUT DROP" in saved and ":FORWARD DROP" in saved
+    assert len(_rules(saved)) == len(_rules(files["iptables/rules.v4"]))
