@@ -1,4 +1,4 @@
-"""iptables target: structure, stability, fail-closed families, and acceptance by the real loader."""
+"""iptables target: structure, stability, fail-closed families, and the real loader."""
 
 from __future__ import annotations
 
