@@ -73,11 +73,13 @@ class RenderError(NetguardError):
 
 
 class TemplateSafetyError(NetguardError):
-    """A template tried to print a value that did not pass through an escaping filter (exit 3).
+    """A template is broken or tried to print a value that no escaping filter made safe (exit 2).
 
-    This is a defect of the template, not of the profile: netguard refuses to emit output
-    whose meaning a profile string could change.
+    Templates given with ``--templates`` are user input; netguard refuses to emit output whose
+    meaning a profile string could change. (Bundled templates are tested never to raise this.)
     """
+
+    exit_code = EXIT_INVALID
 
 
 class OutputError(NetguardError):

@@ -1,0 +1,60 @@
+"""``--templates DIR`` overrides bundled templates; unsafe or broken templates stop the run."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from click.testing import CliRunner
+
+from netguard.cli import main
+
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "public-https" / "deployment.yaml"
+
+
+def _run(tmp_path: Path, template: str) -> tuple[int, str, Path]:
+    tdir = tmp_path / "tpl"
+    (tdir / "allowlist").mkdir(parents=True)
+    (tdir / "allowlist" / "list.txt.j2").write_text(template)
+    out = tmp_path / "out"
+    args = ["generate", str(EXAMPLE), "-o", str(out), "-t", "allowlist", "--templates", str(tdir)]
+    result = CliRunner().invoke(main, args)
+    return result.exit_code, result.stderr, out
+
+
+def test_override_replaces_one_template_and_keeps_the_rest(tmp_path: Path) -> None:
+    code, err, out = _run(tmp_path, "{% for p in prefixes %}allow {{ p }}\n{% endfor %}")
+    assert code == 0, err
+    assert (out / "allowlist" / "customer-inbound.txt").read_text() == (
+        "allow 203.0.113.0/28\nallow 2001:db8:200::/48\n"
+    )
+    # The JSON list still comes from the bundled template.
+    assert '"format": "netguard-allowlist"' in (out / "allowlist" / "allowlists.json").read_text()
+
+
+def test_printing_an_unescaped_string_is_refused(tmp_path: Path) -> None:
+    code, err, out = _run(tmp_path, "{{ name ~ '-' }}\n")
+    assert code == 2
+    assert "without an escaping filter" in err
+    assert not out.exists()
+
+
+def test_sandbox_blocks_attribute_escapes(tmp_path: Path) -> None:
+    code, err, out = _run(tmp_path, "{{ name.__class__.__mro__ }}\n")
+    assert code == 2
+    assert "Traceback" not in err
+    assert not out.exists()
+
+
+def test_syntax_error_names_template_and_line(tmp_path: Path) -> None:
+    code, err, out = _run(tmp_path, "line one\n{% for p in prefixes %}\n")
+    assert code == 2
+    assert "allowlist/list.txt.j2:2" in err
+    assert not out.exists()
+
+
+def test_escaping_filter_makes_text_printable(tmp_path: Path) -> None:
+    code, err, out = _run(tmp_path, "# {{ (title ~ ' \"x\"\\nnew') | comment }}\n")
+    assert code == 0, err
+    text = (out / "allowlist" / "vendor-inbound.txt").read_text()
+    assert text.count("\n") == 1  # the newline was neutralised
+    assert text.startswith("# The customer's egress addresses")
