@@ -329,7 +329,8 @@ class Vpn(_Strict):
     tunnel_interface: str | None = Field(
         default=None,
         description="Interface of the tunnel (VTI/XFRM). When unset, traffic inside the "
-        "tunnel is matched by its IPsec policy (iptables -m policy, nft meta ipsec).",
+        "tunnel is matched by its IPsec policy (iptables -m policy; nft rt ipsec exists on "
+        "egress, meta ipsec exists on ingress). XFRM interfaces need this set.",
     )
 
     @field_validator("tunnel_interface")
