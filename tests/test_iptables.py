@@ -135,7 +135,7 @@ def test_long_lists_use_ipset_sized_to_fit(tmp_path: Path) -> None:
         '-m conntrack --ctstate NEW -m comment --comment "egress-vendor-api" -j ACCEPT'
     ]
     ipset = files["iptables/ipset.restore"].splitlines()
-    assert "create ng4-vendor-api hash:net family inet hashsize 1024 maxelem 65536" in ipset
+    assert "create ng4-vendor-api hash:net family inet hashsize 1024 maxelem 1048576" in ipset
     adds = [line for line in ipset if line.startswith("add ng4t-vendor-api ")]
     assert adds == [f"add ng4t-vendor-api 198.51.100.{i}/32" for i in range(0, 80, 2)]
     assert "swap ng4t-vendor-api ng4-vendor-api" in ipset
@@ -146,11 +146,14 @@ def test_long_lists_use_ipset_sized_to_fit(tmp_path: Path) -> None:
     )
 
 
-def test_ipset_maxelem_grows_past_default(tmp_path: Path) -> None:
-    from netguard.render.iptables import IPSET_DEFAULT_MAXELEM, _pow2_at_least
+def test_ipset_maxelem_is_the_same_for_every_list_size() -> None:
+    # `ipset restore -exist` refuses to re-create a live set with another maxelem, so a list that
+    # grows (10 -> 70,000 -> 1,000,000) must keep the same maxelem to stay reloadable.
+    from netguard.render.iptables import IPSET_MAXELEM, _pow2_at_least
 
-    assert _pow2_at_least(70000) == 131072
-    assert max(IPSET_DEFAULT_MAXELEM, _pow2_at_least(70000)) == 131072
+    assert IPSET_MAXELEM == 1_048_576
+    assert {max(IPSET_MAXELEM, _pow2_at_least(n)) for n in (10, 65_537, 1_000_000)} == {1_048_576}
+    assert max(IPSET_MAXELEM, _pow2_at_least(1_048_577)) == 2_097_152
 
 
 def test_vpn_matches_tunnel_by_ipsec_policy() -> None:
@@ -242,3 +245,60 @@ def test_real_loader_accepts_every_mode(
     ).stdout
     assert ":INPUT DROP" in saved and ":OUTPUT DROP" in saved and ":FORWARD DROP" in saved
     assert len(_rules(saved)) == len(_rules(files["iptables/rules.v4"]))
+
+
+def _v6_list(count: int) -> str:
+    """``count`` non-adjacent /64s in 2001:db8::/32 (every other /64: nothing aggregates)."""
+    return ", ".join(f"2001:db8:{(2 * i) >> 16:x}:{(2 * i) & 0xFFFF:x}::/64" for i in range(count))
+
+
+def _load(netns: str, text: str, *argv: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        ["ip", "netns", "exec", netns, *argv], input=text, capture_output=True, text=True
+    )
+
+
+def _members(netns: str, name: str) -> set[str]:
+    done = subprocess.run(
+        ["ip", "netns", "exec", netns, "ipset", "list", name],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    lines = done.stdout.split("Members:\n", 1)[1].splitlines()
+    return {line.strip() for line in lines if line.strip()}
+
+
+@pytest.mark.kernel
+def test_ipset_reload_after_list_grows_past_old_limits(netns: str, tmp_path: Path) -> None:
+    small = _text(tmp_path, api=_v6_list(20), threshold=16)["iptables/ipset.restore"]
+    assert _load(netns, small, "ipset", "restore", "-exist").returncode == 0
+    big = _text(tmp_path, api=_v6_list(70_000), threshold=16)["iptables/ipset.restore"]
+    assert "hashsize 32768" in big  # 70,000 / 4 rounded up to a power of two; loaded: 1024
+    done = _load(netns, big, "ipset", "restore", "-exist")
+    assert done.returncode == 0, done.stderr
+    members = _members(netns, "ng6-vendor-api")
+    assert len(members) == 70_000
+    assert "2001:db8:2:22de::/64" in members  # the 70,000th: i = 69,999, 2i = 0x2_22de
+
+
+@pytest.mark.kernel
+def test_ipset_failure_while_filling_leaves_live_sets_untouched(netns: str, tmp_path: Path) -> None:
+    api4 = "198.51.100.0/32, 198.51.100.2/32, 198.51.100.4/32"
+    first = _text(tmp_path, api=f"{api4}, 2001:db8::/64, 2001:db8:0:2::/64", threshold=1)
+    assert (
+        _load(netns, first["iptables/ipset.restore"], "ipset", "restore", "-exist").returncode == 0
+    )
+    before = {n: _members(netns, n) for n in ("ng4-vendor-api", "ng6-vendor-api")}
+    assert before["ng4-vendor-api"] == {"198.51.100.0", "198.51.100.2", "198.51.100.4"}
+    second = _text(
+        tmp_path,
+        api="198.51.100.8/32, 198.51.100.10/32, 2001:db8:0:4::/64, 2001:db8:0:6::/64",
+        threshold=1,
+    )["iptables/ipset.restore"]
+    lines = second.splitlines()
+    last_add = max(i for i, line in enumerate(lines) if line.startswith("add "))
+    lines.insert(last_add + 1, "add ng6t-vendor-api not-an-address")
+    done = _load(netns, "\n".join(lines) + "\n", "ipset", "restore", "-exist")
+    assert done.returncode != 0
+    assert {n: _members(netns, n) for n in before} == before

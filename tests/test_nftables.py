@@ -174,6 +174,8 @@ def _expr(e: dict[str, Any]) -> str:
         return f"jump {body['target']}"
     if kind in ("accept", "drop"):
         return kind
+    if kind == "counter":
+        return "counter"
     raise AssertionError(f"unexpected expression {e!r}")
 
 
@@ -189,8 +191,14 @@ def rules(rs: list[dict[str, Any]], chain: str) -> list[tuple[str, list[str]]]:
 # --- expected chains, by hand ---------------------------------------------------------------
 
 NDP = "icmpv6 type {nd-router-solicit, nd-router-advert, nd-neighbor-solicit, nd-neighbor-advert}"
-LOG_DROP = ("netguard:log-drop", ["limit 10/minute burst 5", "log 'netguard-drop: ' level warn"])
-DROP = ("netguard:drop", ["drop"])
+MLD = (
+    "icmpv6 type {mld-listener-query, mld-listener-report, mld-listener-done, mld2-listener-report}"
+)
+LOG_DROP = (
+    "netguard:log-drop",
+    ["limit 10/minute burst 5", "counter", "log 'netguard-drop: ' level warn"],
+)
+DROP = ("netguard:drop", ["counter", "drop"])
 
 
 def head(loopback: str, families: str = "both") -> list[tuple[str, list[str]]]:
@@ -204,6 +212,7 @@ def head(loopback: str, families: str = "both") -> list[tuple[str, list[str]]]:
     ]
     if families in ("both", "ipv6"):
         out.append(("netguard:ndp", [NDP, "ip6 hoplimit 255", "accept"]))
+        out.append(("netguard:mld", [MLD, "ip6 hoplimit 1", "accept"]))
     return out
 
 

@@ -4,15 +4,17 @@ Layout of each family's filter table (iptables(8), iptables-extensions(8)):
 
 - policies DROP on INPUT, FORWARD and OUTPUT;
 - INPUT/OUTPUT: loopback, conntrack ESTABLISHED,RELATED, (IPv6) neighbour discovery with hop
-  limit 255 (RFC 4890 section 4.4.1), then the ``ng-ingress`` / ``ng-egress`` chain, then
-  ``ng-drop``;
+  limit 255 and multicast listener discovery with hop limit 1 (RFC 4890 section 4.4.1), then
+  the ``ng-ingress`` / ``ng-egress`` chain, then ``ng-drop``;
 - ``ng-egress`` / ``ng-ingress``: one rule per permitted flow and prefix, ``--ctstate NEW``,
   each commented with its profile rule id;
 - ``ng-drop``: rate-limited LOG (guide 5.2 "log all traffic"), then DROP.
 
 An address list longer than ``iptables.ipset_threshold`` is matched through a ``hash:net`` ipset
-(ipset(8)), one per family, with ``maxelem`` sized to fit; the ipset file replaces each set
-atomically with ``swap``. A family the profile does not enable still gets a file: DROP policies
+(ipset(8)), one per family, with ``maxelem`` sized to fit. The ipset file first creates every
+live set (kept if it exists), then builds every replacement in a temporary set, and only then
+swaps them all in: a failure while filling leaves every live set untouched, and each swap is
+atomic. A family the profile does not enable still gets a file: DROP policies
 with loopback only, so turning IPv6 off never leaves it unfiltered.
 """
 
@@ -26,7 +28,11 @@ from netguard.cidr import Prefix
 from netguard.model.policy import AddressSet, Direction, Policy, PolicyRule, Protocol, Through
 from netguard.render.base import Renderer, Safe, Target, register
 
-IPSET_DEFAULT_MAXELEM = 65536
+# maxelem of every set: a fixed ceiling, because `ipset restore -exist` refuses to re-create an
+# existing set with a different maxelem, so a size that followed the list would break the reload
+# of a list that grew across a boundary. Hash sets allocate by content, not by maxelem
+# (ipset(8) "hash:net"), so the ceiling costs no memory. Larger lists get the next power of two.
+IPSET_MAXELEM = 1 << 20
 _EMPTY = Safe("")
 MULTIPORT_MAX = 15  # iptables-extensions(8) multiport: up to 15 ports, a range counts as two
 
@@ -120,7 +126,7 @@ class _FamilyBuilder:
                     Safe(ipset_name(aset.name, self.version, temp=True)),
                     Safe("inet" if self.version == 4 else "inet6"),
                     max(1024, _pow2_at_least(count // 4)),
-                    max(IPSET_DEFAULT_MAXELEM, _pow2_at_least(count)),
+                    max(IPSET_MAXELEM, _pow2_at_least(count)),
                     tuple(Safe(str(p)) for p in prefixes),
                 )
             return [(Safe(""), Safe(name))]
