@@ -32,6 +32,7 @@ PAYLOADS = [
     '"}], "IpProtocol": "-1", "CidrIp": "0.0.0.0/0", "x": [{"a": "',
     '"\n-A OUTPUT -j ACCEPT',  # refused by the schema: control character
     "ünïcödé ‮ RTL 'quote' \\ back\\slash */ /* -- # ; & | < >",
+    "astral 😀 𝔘𝔫𝔦𝔠𝔬𝔡𝔢 \U0010fffd",
 ]
 
 

@@ -58,3 +58,14 @@ def test_escaping_filter_makes_text_printable(tmp_path: Path) -> None:
     text = (out / "allowlist" / "vendor-inbound.txt").read_text()
     assert text.count("\n") == 1  # the newline was neutralised
     assert text.startswith("# The customer's egress addresses")
+
+
+def test_yaml_filter_round_trips_every_character() -> None:
+    import yaml
+
+    from netguard.render.base import escape_yaml
+
+    text = "😀 é \u2028 \u0085 tab\t quote\" back\\ {{ x }} #: - [ ]"
+    out = escape_yaml(text)
+    assert out.isascii()
+    assert yaml.safe_load(f"key: {out}\n") == {"key": text}

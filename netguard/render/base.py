@@ -71,6 +71,22 @@ def escape_json(value: object) -> Safe:
     return Safe(json.dumps(value, ensure_ascii=True))
 
 
+def escape_yaml(value: object) -> Safe:
+    """A YAML double-quoted scalar (YAML 1.2 section 5.7) or plain int/bool/null.
+
+    JSON quoting is a subset of YAML's except for characters above U+FFFF, which JSON writes
+    as surrogate pairs that YAML readers do not join: every non-ASCII character is written as
+    a ``\\uXXXX`` or ``\\UXXXXXXXX`` escape instead, so the text is pure ASCII.
+    """
+    text = json.dumps(value, ensure_ascii=False)
+    return Safe(
+        "".join(
+            c if ord(c) < 0x80 else (f"\\u{ord(c):04x}" if ord(c) <= 0xFFFF else f"\\U{ord(c):08x}")
+            for c in text
+        )
+    )
+
+
 def escape_nft_string(value: object, limit: int = 120) -> Safe:
     """A double-quoted nft string (nft(8) has no escape for '"' inside strings)."""
     return Safe('"' + _NFT_UNSAFE.sub("_", str(value))[:limit] + '"')
@@ -103,6 +119,7 @@ def make_environment(template_dirs: Iterable[Path]) -> jinja2.Environment:
     )
     env.filters.update(
         json=escape_json,
+        yaml=escape_yaml,
         comment=escape_line_comment,
         nft_string=escape_nft_string,
         json_document=to_json_document,

@@ -1,1 +1,0 @@
-"""aws target (being written)."""
