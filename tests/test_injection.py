@@ -74,7 +74,7 @@ def _profile(tmp: Path, mode: str, text: str) -> Path:
     for path in _free_text_paths(doc):
         _set(doc, path, text)
     out = tmp / f"{mode}-{abs(hash(text))}.yaml"
-    out.write_text(json.dumps(doc, default=str), encoding="utf-8")  # JSON is valid YAML
+    out.write_text(json.dumps(doc, default=str, ensure_ascii=False), encoding="utf-8")
     return out
 
 
