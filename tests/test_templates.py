@@ -65,7 +65,7 @@ def test_yaml_filter_round_trips_every_character() -> None:
 
     from netguard.render.base import escape_yaml
 
-    text = "😀 é \u2028 \u0085 tab\t quote\" back\\ {{ x }} #: - [ ]"
+    text = '😀 é \u2028 \u0085 tab\t quote" back\\ {{ x }} #: - [ ]'
     out = escape_yaml(text)
     assert out.isascii()
     assert yaml.safe_load(f"key: {out}\n") == {"key": text}
