@@ -12,6 +12,7 @@ from __future__ import annotations
 import ipaddress
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
+from functools import cached_property
 
 IPv4Network = ipaddress.IPv4Network
 IPv6Network = ipaddress.IPv6Network
@@ -61,6 +62,13 @@ def prefix_interval(prefix: Prefix) -> tuple[int, int]:
     return first, first + prefix.num_addresses - 1
 
 
+def _decompose(intervals: tuple[tuple[int, int], ...], version: int) -> tuple[Prefix, ...]:
+    out: list[Prefix] = []
+    for first, last in intervals:
+        out.extend(interval_to_prefixes(first, last, version))
+    return tuple(out)
+
+
 @dataclass(frozen=True)
 class PrefixSet:
     """An exact set of IPv4 and IPv6 addresses, held as merged integer intervals per family.
@@ -83,22 +91,18 @@ class PrefixSet:
         return cls(tuple(merge_intervals(v4)), tuple(merge_intervals(v6)))
 
     def prefixes(self, version: int) -> tuple[Prefix, ...]:
-        """Aggregated prefixes of one family (4 or 6), sorted by address."""
-        intervals = self.v4_intervals if version == 4 else self.v6_intervals
-        out: list[Prefix] = []
-        for first, last in intervals:
-            out.extend(interval_to_prefixes(first, last, version))
-        return tuple(out)
+        """Aggregated prefixes of one family (4 or 6), sorted by address (computed once)."""
+        return self.v4 if version == 4 else self.v6
 
-    @property
+    @cached_property
     def v4(self) -> tuple[Prefix, ...]:
-        """Aggregated IPv4 prefixes."""
-        return self.prefixes(4)
+        """Aggregated IPv4 prefixes (derived once per set and cached: sets are immutable)."""
+        return _decompose(self.v4_intervals, 4)
 
-    @property
+    @cached_property
     def v6(self) -> tuple[Prefix, ...]:
-        """Aggregated IPv6 prefixes."""
-        return self.prefixes(6)
+        """Aggregated IPv6 prefixes (derived once per set and cached: sets are immutable)."""
+        return _decompose(self.v6_intervals, 6)
 
     def all_prefixes(self) -> tuple[Prefix, ...]:
         """IPv4 then IPv6 aggregated prefixes."""

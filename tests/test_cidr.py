@@ -6,6 +6,7 @@ import ipaddress
 from pathlib import Path
 
 import netaddr
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -96,3 +97,38 @@ def test_aggregate_equals_collapse_addresses(prefixes: list) -> None:
     v6 = [p for p in prefixes if p.version == 6]
     expected = list(ipaddress.collapse_addresses(v4)) + list(ipaddress.collapse_addresses(v6))
     assert aggregate(prefixes) == expected
+
+
+def test_prefixes_are_derived_once_per_set(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    # Regression: every caller of AddressSet.for_family re-derived the CIDR list, which made the
+    # AWS plan quadratic (4,000 prefixes took minutes). Now it is derived once per set and family.
+    import netguard.cidr as cidr
+    from netguard.compile import compile_policy
+    from netguard.profiles import load_deployment
+    from netguard.render import RENDERERS, render_targets
+
+    calls: list[int] = []
+    real = cidr._decompose
+
+    def counting(intervals: tuple[tuple[int, int], ...], version: int) -> tuple:
+        calls.append(version)
+        return real(intervals, version)
+
+    monkeypatch.setattr(cidr, "_decompose", counting)
+    ranges = ", ".join(f"198.51.{i}.0/25" for i in range(0, 100))
+    path = tmp_path / "d.yaml"
+    path.write_text(
+        "extends: public-https\nname: many\n"
+        "vendor:\n  endpoints: [{name: api, host: api.vendor.example}]\n"
+        f"  api_ranges: [{ranges}]\n  webhook_ranges: [203.0.113.0/24]\n"
+        "customer:\n  egress_addresses: [192.0.2.1/32]\n"
+        "  webhook_receivers: [{name: hooks, addresses: [192.0.2.2/32], ports: [443]}]\n"
+        "aws: {quotas: {rules_per_group: 200}}\n"
+    )
+    policy = compile_policy(load_deployment(path).profile)
+    render_targets(policy, list(RENDERERS))
+    distinct_sets = {id(s.prefixes) for s in policy.address_sets} | {
+        id(s.prefixes) for s in policy.allowlists.values()
+    }
+    assert len(calls) <= 2 * len(distinct_sets)
+    assert policy.rules[0].peer.for_family(4) is policy.rules[0].peer.for_family(4)
