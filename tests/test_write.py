@@ -71,3 +71,30 @@ def test_unwritable_output_is_operational_error(tmp_path: Path) -> None:
     assert result.exit_code == 3
     assert "Traceback" not in result.stderr
     assert result.stderr.startswith("error: cannot write")
+
+
+def test_write_failure_changes_no_existing_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Regression: files were replaced one by one, so a failure on the third left the first two
+    # new and the rest old (and manifest.json out of step). Now nothing changes.
+    import netguard.render.write as write
+
+    out = tmp_path / "o"
+    write_outputs(out, {"a.txt": "old a\n", "b.txt": "old b\n", "c.txt": "old c\n"})
+    real = write._stage
+
+    def failing(path: Path, data: bytes) -> Path:
+        if path.name == "c.txt":
+            raise OSError(28, "No space left on device")
+        return real(path, data)
+
+    monkeypatch.setattr(write, "_stage", failing)
+    with pytest.raises(OutputError, match="No space left on device"):
+        write_outputs(out, {"a.txt": "new a\n", "b.txt": "new b\n", "c.txt": "new c\n"})
+    assert sorted(p.name for p in out.iterdir()) == ["a.txt", "b.txt", "c.txt"]
+    assert [(out / n).read_text() for n in ("a.txt", "b.txt", "c.txt")] == [
+        "old a\n",
+        "old b\n",
+        "old c\n",
+    ]
