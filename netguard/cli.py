@@ -1,7 +1,7 @@
 """Command-line interface: parses options, calls a ``run_*`` function, maps errors to exit codes.
 
 The only module that imports click. Exit codes: 0 clean, 1 findings, 2 usage or invalid input,
-3 operational failure (DESIGN.md). No traceback reaches a user unless NETGUARD_DEBUG=1.
+3 operational failure (README "Exit codes"). No traceback reaches a user unless NETGUARD_DEBUG=1.
 """
 
 from __future__ import annotations
@@ -45,17 +45,25 @@ def _run(func: Callable[[], int]) -> None:
     sys.exit(code)
 
 
-def _as_of(value: str | None) -> dt.date | None:
-    if value is None:
-        return None
-    try:
-        return dt.date.fromisoformat(value)
-    except ValueError:
-        raise click.BadParameter(f"expected a date YYYY-MM-DD, got {value!r}") from None
+class DateType(click.ParamType):
+    """A calendar date written YYYY-MM-DD (ISO 8601); a bad one is a usage error (exit 2)."""
+
+    name = "date"
+
+    def convert(
+        self, value: object, param: click.Parameter | None, ctx: click.Context | None
+    ) -> dt.date:
+        if isinstance(value, dt.date):
+            return value
+        try:
+            return dt.date.fromisoformat(str(value))
+        except ValueError:
+            self.fail(f"expected a date YYYY-MM-DD, got {value!r}", param, ctx)
 
 
 AS_OF = click.option(
     "--as-of",
+    type=DateType(),
     metavar="YYYY-MM-DD",
     help="Check exception expiry against this date instead of today.",
 )
@@ -64,7 +72,7 @@ AS_OF = click.option(
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="netguard")
 def main() -> None:
-    """netguard: firewall rules and allowlists for connecting to a SaaS vendor, and proof."""
+    """netguard: firewall rules and allowlists for connecting to a SaaS vendor."""
 
 
 @main.command()
@@ -98,7 +106,7 @@ def generate(
     out_dir: Path,
     targets: tuple[str, ...],
     template_dirs: tuple[Path, ...],
-    as_of: str | None,
+    as_of: dt.date | None,
 ) -> None:
     """Generate firewall configurations and allowlists from DEPLOYMENT (a YAML file)."""
     from netguard.generate import GenerateOptions, run_generate
@@ -108,7 +116,7 @@ def generate(
         out_dir=out_dir,
         targets=[Target(t) for t in targets] or list(RENDERERS),
         template_dirs=template_dirs,
-        as_of=_as_of(as_of),
+        as_of=as_of,
     )
     _run(lambda: run_generate(options, sys.stderr))
 
@@ -116,12 +124,12 @@ def generate(
 @main.command()
 @click.argument("deployment", type=click.Path(path_type=Path, dir_okay=False))
 @AS_OF
-def validate(deployment: Path, as_of: str | None) -> None:
+def validate(deployment: Path, as_of: dt.date | None) -> None:
     """Validate DEPLOYMENT against the schema; exit 0 when valid, 2 with every problem."""
     from netguard.profiles import load_deployment
 
     def body() -> int:
-        loaded = load_deployment(deployment, as_of=_as_of(as_of))
+        loaded = load_deployment(deployment, as_of=as_of)
         click.echo(f"{deployment}: valid ({loaded.profile.mode}, {loaded.profile.name})", err=True)
         return EXIT_OK
 

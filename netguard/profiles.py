@@ -413,9 +413,20 @@ def _dedupe(problems: list[tuple[Location, str]]) -> list[tuple[Location, str]]:
 
 
 def json_schema() -> str:
-    """The JSON Schema of a deployment file (draft 2020-12), as stable, sorted JSON text."""
+    """The JSON Schema of a deployment *file* (draft 2020-12), as stable, sorted JSON text.
+
+    It describes what a user writes: ``mode`` is absent (the base profile named by ``extends``
+    sets it). Checks that need the base profile or today's date (mode-specific sections,
+    expiry) are made by ``netguard validate``, not by the schema.
+    """
     schema = DeploymentProfile.model_json_schema(mode="validation")
+    schema["properties"].pop("mode", None)
+    schema["required"] = [r for r in schema["required"] if r != "mode"]
     schema["$schema"] = "https://json-schema.org/draft/2020-12/schema"
     schema["$id"] = "https://netguard.invalid/schema/deployment-v1.json"
     schema["title"] = "netguard deployment profile"
+    schema["description"] = (
+        "A deployment extends one base profile (public-https, vpn, privatelink) and gives the "
+        "vendor's and the customer's addresses. Validate with: netguard validate FILE"
+    )
     return json.dumps(schema, indent=2, sort_keys=True) + "\n"

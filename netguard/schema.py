@@ -24,6 +24,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationInfo,
+    WithJsonSchema,
     field_validator,
     model_validator,
 )
@@ -132,12 +133,48 @@ def _free_text(value: Any) -> str:
     return value
 
 
-Slug = Annotated[str, AfterValidator(_slug)]
-CIDR = Annotated[Prefix, BeforeValidator(_prefix)]
-Address = Annotated[ipaddress.IPv4Address | ipaddress.IPv6Address, BeforeValidator(_address)]
-Hostname = Annotated[str, BeforeValidator(_hostname)]
-Port = Annotated[int, BeforeValidator(_port)]
-FreeText = Annotated[str, BeforeValidator(_free_text)]
+# Each constrained type carries the JSON Schema that editors see (`netguard profiles schema`);
+# the validators above give the precise messages.
+Slug = Annotated[
+    str,
+    AfterValidator(_slug),
+    WithJsonSchema({"type": "string", "pattern": _SLUG.pattern, "maxLength": 20}),
+]
+CIDR = Annotated[
+    Prefix,
+    BeforeValidator(_prefix),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "description": "CIDR prefix with host bits clear (198.51.100.0/24, 2001:db8::/32) "
+            "or a bare address (its /32 or /128)",
+        }
+    ),
+]
+Address = Annotated[
+    ipaddress.IPv4Address | ipaddress.IPv6Address,
+    BeforeValidator(_address),
+    WithJsonSchema({"type": "string", "description": "IPv4 or IPv6 address"}),
+]
+Hostname = Annotated[
+    str, BeforeValidator(_hostname), WithJsonSchema({"type": "string", "format": "idn-hostname"})
+]
+Port = Annotated[
+    int,
+    BeforeValidator(_port),
+    WithJsonSchema({"type": "integer", "minimum": 1, "maximum": 65535}),
+]
+FreeText = Annotated[
+    str,
+    BeforeValidator(_free_text),
+    WithJsonSchema(
+        {
+            "type": "string",
+            "maxLength": 255,
+            "pattern": "^[^\\u0000-\\u001f\\u007f-\\u009f\\u2028\\u2029]*$",
+        }
+    ),
+]
 
 
 def _unique(values: list[Any], what: str) -> list[Any]:
@@ -352,7 +389,9 @@ class PrivateLink(_Strict):
         description="Subnets holding the endpoint's network interfaces: the only egress "
         "destination for the vendor API in host firewalls.",
     )
-    subnet_ids: list[str] = Field(default_factory=list)
+    subnet_ids: list[str] = Field(
+        min_length=1, description="Subnets (one per Availability Zone) for the endpoint."
+    )
     application_cidrs: list[CIDR] = Field(default_factory=list)
     application_security_groups: list[str] = Field(default_factory=list)
     private_dns: bool = True

@@ -107,7 +107,30 @@ def test_schema_file_is_current() -> None:
     )
     schema = json.loads(published)
     assert schema["additionalProperties"] is False
-    assert set(schema["required"]) >= {"extends", "mode", "name", "vendor", "customer"}
+    assert set(schema["required"]) == {"extends", "name", "vendor", "customer"}
+    assert "mode" not in schema["properties"]  # the base profile sets it
+
+
+@pytest.mark.parametrize("path", VALID, ids=lambda p: p.stem)
+def test_published_schema_accepts_every_valid_file(path: Path) -> None:
+    import jsonschema
+    import yaml
+
+    schema = json.loads((HERE.parent / "schema" / "deployment.schema.json").read_text())
+    document = json.loads(json.dumps(yaml.safe_load(path.read_text()), default=str))
+    jsonschema.Draft202012Validator(schema).validate(document)
+
+
+@pytest.mark.parametrize(
+    "name", ["unknown-key", "unknown-top-key", "port-out-of-range", "bad-name", "mode-override"]
+)
+def test_published_schema_rejects_what_it_can_see(name: str) -> None:
+    import jsonschema
+    import yaml
+
+    schema = json.loads((HERE.parent / "schema" / "deployment.schema.json").read_text())
+    document = yaml.safe_load((HERE / "profiles" / "invalid" / f"{name}.yaml").read_text())
+    assert not jsonschema.Draft202012Validator(schema).is_valid(document)
 
 
 def test_profiles_list_and_show() -> None:
@@ -132,3 +155,15 @@ def test_schema_command_prints_schema() -> None:
     result = CliRunner().invoke(main, ["profiles", "schema"])
     assert result.exit_code == 0
     assert json.loads(result.stdout)["title"] == "netguard deployment profile"
+
+
+@pytest.mark.parametrize("command", ["validate", "generate"])
+def test_bad_as_of_is_a_usage_error(command: str, tmp_path: Path) -> None:
+    # Regression: `validate --as-of 2027-13-01` was reported as an internal error (exit 3).
+    args = [command, str(VALID[0]), "--as-of", "2027-13-01"]
+    if command == "generate":
+        args += ["-o", str(tmp_path / "out")]
+    result = CliRunner().invoke(main, args)
+    assert result.exit_code == 2
+    assert "expected a date YYYY-MM-DD, got '2027-13-01'" in result.stderr
+    assert "internal error" not in result.stderr
