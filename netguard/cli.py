@@ -45,7 +45,7 @@ def _run(func: Callable[[], int]) -> None:
     sys.exit(code)
 
 
-class DateType(click.ParamType):
+class DateType(click.ParamType[dt.date]):
     """A calendar date written YYYY-MM-DD (ISO 8601); a bad one is a usage error (exit 2)."""
 
     name = "date"
