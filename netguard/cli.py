@@ -12,6 +12,7 @@ import sys
 import traceback
 from collections.abc import Callable
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import click
 
@@ -45,7 +46,13 @@ def _run(func: Callable[[], int]) -> None:
     sys.exit(code)
 
 
-class DateType(click.ParamType[dt.date]):
+if TYPE_CHECKING:  # click >= 8.2 types ParamType as a generic; older releases do not
+    _DateParam = click.ParamType[dt.date]
+else:
+    _DateParam = click.ParamType
+
+
+class DateType(_DateParam):
     """A calendar date written YYYY-MM-DD (ISO 8601); a bad one is a usage error (exit 2)."""
 
     name = "date"
