@@ -118,7 +118,7 @@ def compile_policy(profile: DeploymentProfile, *, source_digest: str = "") -> Po
             api_set,
             api_ports,
             through=tunnel,
-            description="HTTPS to the vendor API (TLS 1.3)",
+            description="HTTPS to the vendor API",
         )
     )
     if profile.customer.dns_resolvers:
@@ -174,13 +174,15 @@ def compile_policy(profile: DeploymentProfile, *, source_digest: str = "") -> Po
         )
 
     rules.sort(key=lambda r: (r.direction != Direction.EGRESS, _KIND_ORDER(r.id), r.id))
+    # Allowlists are unions of the rules' peers, so they cannot disagree with the rules.
     allowlists = {
         "customer-inbound": _union(
-            "customer-inbound",
-            [webhook_set] + ([_set("vpn-peers", profile.vpn.peers)] if profile.vpn else []),
+            "customer-inbound", [r.peer for r in rules if r.direction == Direction.INGRESS]
         ),
         "vendor-inbound": _set("vendor-inbound", profile.customer.egress_addresses),
-        "egress-destinations": api_set,
+        "egress-destinations": _union(
+            "egress-destinations", [r.peer for r in rules if r.direction == Direction.EGRESS]
+        ),
     }
     pl = None
     if profile.privatelink is not None:

@@ -302,3 +302,19 @@ def test_ipset_failure_while_filling_leaves_live_sets_untouched(netns: str, tmp_
     done = _load(netns, "\n".join(lines) + "\n", "ipset", "restore", "-exist")
     assert done.returncode != 0
     assert {n: _members(netns, n) for n in before} == before
+
+
+def test_allowlists_are_the_union_of_the_rules_peers() -> None:
+    # Regression: egress-destinations listed only the vendor API, so a perimeter team working
+    # from it missed the VPN peers (IKE/ESP), DNS resolvers and exceptions.
+    loaded = load_deployment(ROOT / "examples" / "vpn" / "deployment.yaml")
+    policy = compile_policy(loaded.profile)
+    egress = [str(p) for p in policy.allowlists["egress-destinations"].prefixes.all_prefixes()]
+    assert egress == [
+        "192.0.2.53/32",
+        "198.51.100.0/26",
+        "203.0.113.200/31",
+        "2001:db8:100:10::/64",
+    ]
+    inbound = [str(p) for p in policy.allowlists["customer-inbound"].prefixes.all_prefixes()]
+    assert inbound == ["198.51.100.64/28", "203.0.113.200/31", "2001:db8:100:20::/64"]

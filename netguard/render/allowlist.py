@@ -1,8 +1,10 @@
 """Allowlist target: plain text and JSON lists of prefixes, both directions (guide 5.3).
 
-- ``customer-inbound``: what the customer lets in (vendor webhook ranges; VPN peers in vpn mode);
+- ``customer-inbound``: every source the customer's ingress rules admit (vendor webhook ranges,
+  VPN peers in vpn mode, ingress exceptions);
 - ``vendor-inbound``: what the vendor must let in (the customer's egress addresses);
-- ``egress-destinations``: where the customer's egress may go (vendor API or endpoint subnets).
+- ``egress-destinations``: every destination the customer's egress rules allow (vendor API or
+  endpoint subnets, VPN peers, DNS resolvers, egress exceptions).
 
 Text files hold one aggregated prefix per line, IPv4 then IPv6, after ``#`` comment lines, the
 format ``iprange`` and ``aggregate6`` read and print. The JSON file holds all three lists. No
@@ -25,12 +27,16 @@ from netguard.render.base import (
 
 LIST_TITLES = {
     "customer-inbound": (
-        "Sources the customer's firewall admits (vendor webhook callbacks, VPN peers)"
+        "Every source the customer's ingress rules admit (webhook callbacks; VPN peers; "
+        "ingress exceptions)"
     ),
     "vendor-inbound": (
         "The customer's egress addresses: the vendor must allowlist these (guide 5.3)"
     ),
-    "egress-destinations": "Destinations the customer's egress may reach (vendor API)",
+    "egress-destinations": (
+        "Every destination the customer's egress rules allow (vendor API or endpoint; VPN "
+        "peers; DNS resolvers; egress exceptions)"
+    ),
 }
 
 
