@@ -2,8 +2,9 @@
 
 All targets are rendered in memory first; only when every one succeeded are files written
 (atomically, and only when changed). A ``manifest.json`` in the output directory records, per
-target, the profile's sha256 and each file's sha256, so that the generated files themselves
-carry no run-specific line and a one-prefix change stays a one-line diff.
+target, the deployment file's sha256, the validated profile's canonical sha256 and each
+file's sha256, so that the generated files themselves carry no run-specific line and a
+one-prefix change stays a one-line diff.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from netguard.render import RENDERERS, Target, render_targets
 from netguard.render.write import WriteStatus, write_outputs
 
 MANIFEST = "manifest.json"
+AWS_TARGETS = {Target.AWS_CFN, Target.TERRAFORM, Target.AWS_API}
 
 
 @dataclass(frozen=True)
@@ -37,22 +39,25 @@ class GenerateOptions:
     as_of: dt.date | None = None
 
 
-def _manifest(
-    out_dir: Path, profile_sha: str, deployment: Path, by_target: dict[Target, dict[str, str]]
-) -> str:
-    existing: dict[str, object] = {}
-    path = out_dir / MANIFEST
+def _read_manifest(out_dir: Path) -> dict[str, dict[str, object]]:
+    """Per-target entries of an existing manifest (empty when missing or unreadable)."""
     try:
-        loaded = json.loads(path.read_text(encoding="utf-8"))
-        if isinstance(loaded, dict) and isinstance(loaded.get("targets"), dict):
-            existing = loaded["targets"]
+        loaded = json.loads((out_dir / MANIFEST).read_text(encoding="utf-8"))
     except (OSError, ValueError):
-        existing = {}
+        return {}
+    targets = loaded.get("targets") if isinstance(loaded, dict) else None
+    return targets if isinstance(targets, dict) else {}
+
+
+def _manifest(
+    existing: dict[str, dict[str, object]],
+    provenance: dict[str, str],
+    by_target: dict[Target, dict[str, str]],
+) -> str:
     targets = dict(existing)
     for target, files in by_target.items():
         targets[target.value] = {
-            "deployment": deployment.name,
-            "profile_sha256": profile_sha,
+            **provenance,
             "files": {
                 name: hashlib.sha256(text.encode("utf-8")).hexdigest()
                 for name, text in sorted(files.items())
@@ -60,8 +65,13 @@ def _manifest(
         }
     doc = {
         "format": "netguard-manifest",
-        "format_version": 1,
+        "format_version": 2,
         "generator": f"netguard {__version__}",
+        "about": (
+            "Per target: the deployment (name, file name and the file's sha256, as sha256sum "
+            "prints it), the sha256 of the validated profile merged with its base profile "
+            "(canonical JSON), and the sha256 of every file written."
+        ),
         "targets": {k: targets[k] for k in sorted(targets)},
     }
     return json.dumps(doc, indent=2) + "\n"
@@ -80,7 +90,29 @@ def run_generate(options: GenerateOptions, err: TextIO) -> int:
     files: dict[str, str] = {}
     for produced in by_target.values():
         files.update(produced)
-    files[MANIFEST] = _manifest(options.out_dir, digest, options.deployment, by_target)
+    existing = _read_manifest(options.out_dir)
+    this_run = {t.value for t in targets}
+    others = sorted(
+        {str(e.get("deployment")) for t, e in existing.items() if t not in this_run} - {policy.name}
+    )
+    if others:
+        err.write(
+            f"warning: {options.out_dir} also holds files of deployment {', '.join(others)}; "
+            "use one output directory per deployment\n"
+        )
+    if set(targets) & AWS_TARGETS and "vpc_id" not in loaded.profile.aws.model_fields_set:
+        err.write(
+            f"warning: aws.vpc_id is not set: the AWS files use the placeholder "
+            f"{loaded.profile.aws.vpc_id}; set aws.vpc_id (and aws.region) in the deployment\n"
+        )
+    provenance = {
+        "deployment": policy.name,
+        "deployment_file": options.deployment.name,
+        "deployment_file_sha256": hashlib.sha256(options.deployment.read_bytes()).hexdigest(),
+        "base_profile": loaded.profile.extends.value,
+        "profile_canonical_sha256": digest,
+    }
+    files[MANIFEST] = _manifest(existing, provenance, by_target)
     results = write_outputs(options.out_dir, files)
     written = sum(1 for _, s in results if s == WriteStatus.WRITTEN)
     for path, status in results:

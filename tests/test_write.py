@@ -98,3 +98,41 @@ def test_write_failure_changes_no_existing_file(
         "old b\n",
         "old c\n",
     ]
+
+
+def test_manifest_names_what_each_hash_covers(tmp_path: Path) -> None:
+    import hashlib
+    import json
+
+    out = tmp_path / "o"
+    result = CliRunner().invoke(main, ["generate", str(EXAMPLE), "-o", str(out), "-t", "allowlist"])
+    assert result.exit_code == 0
+    entry = json.loads((out / "manifest.json").read_text())["targets"]["allowlist"]
+    assert entry["deployment"] == "acme-prod"
+    assert entry["base_profile"] == "public-https"
+    assert entry["deployment_file_sha256"] == hashlib.sha256(EXAMPLE.read_bytes()).hexdigest()
+    listed = entry["files"]["allowlist/vendor-inbound.txt"]
+    actual = hashlib.sha256((out / "allowlist" / "vendor-inbound.txt").read_bytes()).hexdigest()
+    assert listed == actual
+
+
+def test_mixing_deployments_in_one_directory_warns(tmp_path: Path) -> None:
+    out = tmp_path / "o"
+    runner = CliRunner()
+    assert (
+        runner.invoke(main, ["generate", str(EXAMPLE), "-o", str(out), "-t", "allowlist"]).exit_code
+        == 0
+    )
+    vpn = EXAMPLE.parents[1] / "vpn" / "deployment.yaml"
+    result = runner.invoke(main, ["generate", str(vpn), "-o", str(out), "-t", "iptables"])
+    assert result.exit_code == 0
+    assert f"warning: {out} also holds files of deployment acme-prod" in result.stderr
+
+
+def test_aws_targets_without_vpc_id_warn(tmp_path: Path) -> None:
+    minimal = Path(__file__).parent / "profiles" / "valid" / "minimal-ipv4.yaml"
+    result = CliRunner().invoke(main, ["generate", str(minimal), "-o", str(tmp_path / "o")])
+    assert result.exit_code == 0
+    assert "warning: aws.vpc_id is not set" in result.stderr
+    quiet = CliRunner().invoke(main, ["generate", str(EXAMPLE), "-o", str(tmp_path / "p")])
+    assert "warning" not in quiet.stderr
