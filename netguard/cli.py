@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import datetime as dt
 import os
+import re
 import sys
 import traceback
 from collections.abc import Callable
@@ -62,10 +63,20 @@ class DateType(_DateParam):
     ) -> dt.date:
         if isinstance(value, dt.date):
             return value
+        text = str(value)
         try:
-            return dt.date.fromisoformat(str(value))
+            if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+                raise ValueError(text)
+            return dt.date.fromisoformat(text)
         except ValueError:
             self.fail(f"expected a date YYYY-MM-DD, got {value!r}", param, ctx)
+
+
+def _output_dir(ctx: click.Context, param: click.Parameter, value: str) -> Path:
+    """``-o`` as a Path; an empty string (which would mean the current directory) is refused."""
+    if not value:
+        raise click.BadParameter("expected an output directory, got an empty string")
+    return Path(value)
 
 
 AS_OF = click.option(
@@ -89,7 +100,8 @@ def main() -> None:
     "--output",
     "out_dir",
     required=True,
-    type=click.Path(path_type=Path, file_okay=False),
+    callback=_output_dir,
+    type=click.Path(file_okay=False),
     help="Output directory (created if missing).",
 )
 @click.option(
@@ -132,11 +144,17 @@ def generate(
 @click.argument("deployment", type=click.Path(path_type=Path, dir_okay=False))
 @AS_OF
 def validate(deployment: Path, as_of: dt.date | None) -> None:
-    """Validate DEPLOYMENT against the schema; exit 0 when valid, 2 with every problem."""
+    """Validate DEPLOYMENT and render every target in memory; exit 0 when valid, 2 if not."""
     from netguard.profiles import load_deployment
 
     def body() -> int:
+        from netguard.compile import compile_policy
+        from netguard.render import render_targets
+
         loaded = load_deployment(deployment, as_of=as_of)
+        # Render every target in memory (nothing is written), so that what generate would
+        # refuse (AWS quotas, names a target cannot carry) is found here too.
+        render_targets(compile_policy(loaded.profile), list(RENDERERS))
         click.echo(f"{deployment}: valid ({loaded.profile.mode}, {loaded.profile.name})", err=True)
         return EXIT_OK
 

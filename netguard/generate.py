@@ -107,7 +107,9 @@ def run_generate(options: GenerateOptions, err: TextIO) -> int:
         )
     provenance = {
         "deployment": policy.name,
-        "deployment_file": options.deployment.name,
+        "deployment_file": options.deployment.name.encode("utf-8", "surrogateescape").decode(
+            "utf-8", "replace"
+        ),
         "deployment_file_sha256": hashlib.sha256(options.deployment.read_bytes()).hexdigest(),
         "base_profile": loaded.profile.extends.value,
         "profile_canonical_sha256": digest,

@@ -29,7 +29,7 @@ from netguard.schema import DeploymentProfile, Mode
 PathKey = tuple[str | int, ...]
 # libyaml's composer when present (same nodes and marks, several times faster on long lists).
 _COMPOSE_LOADER: type[yaml.SafeLoader] = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
-_PLAIN_INT = re.compile(r"^[-+]?(0|[1-9][0-9_]*)$")
+_PLAIN_INT = re.compile(r"[-+]?(0|[1-9][0-9]*)")
 _MODE_SECTIONS = {"vpn": Mode.VPN, "privatelink": Mode.PRIVATELINK}
 
 
@@ -55,7 +55,10 @@ class SourceMap:
             key = True
 
 
-def _loc(path: Path, mark: yaml.Mark) -> Location:
+def _loc(path: Path, mark: Any) -> Location:
+    """1-based location of a YAML mark (pure-Python or libyaml); the file alone without one."""
+    if mark is None:
+        return Location(path)
     return Location(path, mark.line + 1, mark.column + 1)
 
 
@@ -71,10 +74,6 @@ class _Builder:
 
     def build(self, node: yaml.Node, at: PathKey) -> Any:
         self.values[at] = _loc(self.path, node.start_mark)
-        if getattr(node, "anchor", None):
-            self.problems.append(
-                (_loc(self.path, node.start_mark), "YAML anchors and aliases are not accepted")
-            )
         if isinstance(node, yaml.MappingNode):
             if node.tag != "tag:yaml.org,2002:map":
                 self._bad_tag(node)
@@ -117,7 +116,7 @@ class _Builder:
         ):
             self._bad_tag(node)
             return node.value
-        if node.tag in ("tag:yaml.org,2002:int",) and not _PLAIN_INT.match(node.value):
+        if node.tag in ("tag:yaml.org,2002:int",) and not _PLAIN_INT.fullmatch(node.value):
             self.problems.append(
                 (
                     _loc(self.path, node.start_mark),
@@ -132,7 +131,16 @@ class _Builder:
             "t" in node.value.lower() or " " in node.value
         ):
             return node.value
-        return self._scalar_loader.construct_object(node, deep=True)
+        try:
+            return self._scalar_loader.construct_object(node, deep=True)
+        except (ValueError, OverflowError, yaml.YAMLError):
+            what = (
+                "not a real date: expected YYYY-MM-DD"
+                if node.tag.endswith(":timestamp")
+                else "not a value YAML can read"
+            )
+            self.problems.append((_loc(self.path, node.start_mark), f"{node.value!r} is {what}"))
+            return node.value
 
     def _bad_tag(self, node: yaml.Node) -> None:
         tag = node.tag.replace("tag:yaml.org,2002:", "!!", 1)
@@ -160,13 +168,24 @@ def read_yaml(path: Path) -> tuple[Any, SourceMap]:
     multiple documents.
     """
     try:
-        text = path.read_text(encoding="utf-8")
+        if not path.is_file():
+            if not path.exists():
+                raise FileNotFoundError(path)
+            raise ProfileError.at(Location(path), "expected a regular file")
+        with path.open("rb") as fh:
+            raw = fh.read(MAX_PROFILE_BYTES + 1)
+        if len(raw) > MAX_PROFILE_BYTES:
+            raise ProfileError.at(
+                Location(path), f"file is larger than {MAX_PROFILE_BYTES // 2**20} MiB"
+            )
+        text = raw.decode("utf-8")
     except FileNotFoundError:
         raise ProfileError.at(Location(path), "file not found") from None
     except UnicodeDecodeError as exc:
         raise ProfileError.at(Location(path), f"expected UTF-8 text ({exc.reason})") from None
     except OSError as exc:
         raise ProfileError.at(Location(path), f"cannot read: {exc.strerror}") from None
+    _check_events(path, text)
     try:
         nodes = list(yaml.compose_all(text, Loader=_COMPOSE_LOADER))
     except yaml.MarkedYAMLError as exc:
@@ -182,6 +201,46 @@ def read_yaml(path: Path) -> tuple[Any, SourceMap]:
     builder = _Builder(path)
     value = builder.build(nodes[0], ())
     return value, SourceMap(builder.values, builder.keys, tuple(builder.problems))
+
+
+MAX_PROFILE_BYTES = 64 * 2**20
+MAX_DEPTH = 32
+
+
+def _check_events(path: Path, text: str) -> None:
+    """Refuse anchors, aliases, explicit tags and deep nesting before anything is built.
+
+    One linear pass over the parser's events: an alias can never be expanded (no "billion
+    laughs"), no tag can select a constructor, and recursion depth stays bounded.
+    """
+    problems: list[tuple[Location, str]] = []
+    depth = 0
+    try:
+        for event in yaml.parse(text, Loader=_COMPOSE_LOADER):
+            where = _loc(path, event.start_mark)
+            if isinstance(event, yaml.AliasEvent):
+                problems.append((where, "YAML aliases (*name) are not accepted: write the value"))
+                continue
+            if getattr(event, "anchor", None):
+                problems.append((where, "YAML anchors (&name) are not accepted"))
+            tag = getattr(event, "tag", None)
+            if tag is not None and tag != "!":
+                shown = tag.replace("tag:yaml.org,2002:", "!!", 1)
+                problems.append((where, f"YAML tag {shown!r} is not accepted"))
+            if isinstance(event, yaml.CollectionStartEvent):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    raise ProfileError.at(where, f"expected at most {MAX_DEPTH} levels of nesting")
+            elif isinstance(event, yaml.CollectionEndEvent):
+                depth -= 1
+            if len(problems) >= 50:
+                break
+    except yaml.MarkedYAMLError as exc:
+        raise ProfileError.at(*_syntax_error(path, exc)) from None
+    except yaml.YAMLError as exc:
+        raise ProfileError.at(Location(path), f"invalid YAML: {exc}") from None
+    if problems:
+        raise ProfileError(problems)
 
 
 def _syntax_error(path: Path, exc: yaml.MarkedYAMLError) -> tuple[Location, str]:
@@ -329,7 +388,7 @@ def load_deployment(path: Path, *, as_of: dt.date | None = None) -> LoadedDeploy
 
     mode = merged.get("mode")
     for section, needs in _MODE_SECTIONS.items():
-        if section in merged and mode != needs:
+        if merged.get(section) is not None and mode != needs:
             problems.append(
                 (
                     locate((section,), key=True),
@@ -337,7 +396,7 @@ def load_deployment(path: Path, *, as_of: dt.date | None = None) -> LoadedDeploy
                     f"this one extends {extends}",
                 )
             )
-        if mode == needs and section not in merged:
+        if mode == needs and not isinstance(merged.get(section), dict):
             problems.append(
                 (
                     Location(path, 1, 1),
@@ -346,7 +405,7 @@ def load_deployment(path: Path, *, as_of: dt.date | None = None) -> LoadedDeploy
             )
     vendor = merged.get("vendor")
     if isinstance(vendor, dict):
-        if mode == Mode.PRIVATELINK and "api_ranges" in vendor:
+        if mode == Mode.PRIVATELINK and vendor.get("api_ranges") is not None:
             problems.append(
                 (
                     locate(("vendor", "api_ranges"), key=True),
@@ -354,7 +413,7 @@ def load_deployment(path: Path, *, as_of: dt.date | None = None) -> LoadedDeploy
                     "vendor only through the endpoint (set privatelink.endpoint_subnets)",
                 )
             )
-        if mode in (Mode.PUBLIC_HTTPS, Mode.VPN) and "api_ranges" not in vendor:
+        if mode in (Mode.PUBLIC_HTTPS, Mode.VPN) and vendor.get("api_ranges") is None:
             problems.append(
                 (
                     locate(("vendor",), key=True),

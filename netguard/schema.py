@@ -23,13 +23,14 @@ from pydantic import (
     BeforeValidator,
     ConfigDict,
     Field,
+    Strict,
     ValidationInfo,
     WithJsonSchema,
     field_validator,
     model_validator,
 )
 
-from netguard.cidr import Prefix
+from netguard.cidr import Prefix, PrefixSet
 
 
 class Mode(StrEnum):
@@ -49,7 +50,8 @@ class FamilyName(StrEnum):
 
 _SLUG = re.compile(r"^[a-z][a-z0-9-]{0,19}$")
 _HOSTNAME_LABEL = re.compile(r"^(?!-)[a-z0-9-]{1,63}(?<!-)$")
-_IFNAME = re.compile(r"^[A-Za-z0-9_.-]{1,15}$")
+# Linux interface names (at most 15 bytes); a leading "-" would read as an option to iptables.
+_IFNAME = re.compile(r"^(?!\.\.?$)[A-Za-z0-9_.][A-Za-z0-9_.-]{0,14}$")
 # Printable text on one line: descriptions may hold anything a person writes and every target
 # escapes it; as a first fence, C0/C1 control characters and the Unicode line and paragraph
 # separators (line breaks to str.splitlines, JavaScript and some YAML readers) are refused.
@@ -58,7 +60,7 @@ _LOG_PREFIX = re.compile(r"^[A-Za-z0-9 _:.\-]{1,29}$")
 
 
 def _slug(value: str) -> str:
-    if not isinstance(value, str) or not _SLUG.match(value):
+    if not isinstance(value, str) or not _SLUG.fullmatch(value):
         raise ValueError(
             f"expected a name of 1-20 characters: a lowercase letter, then lowercase letters, "
             f"digits or '-' (got {value!r})"
@@ -71,6 +73,8 @@ def _prefix(value: Any) -> Prefix:
     if not isinstance(value, str):
         raise ValueError(f"expected a CIDR prefix such as 198.51.100.0/24 (got {value!r})")
     text = value.strip()
+    if "%" in text:
+        raise ValueError(f"{text} has a zone index ('%...'): zone indexes are not accepted")
     try:
         net = ipaddress.ip_network(text, strict=True)
     except ValueError as exc:
@@ -94,26 +98,49 @@ def _prefix(value: Any) -> Prefix:
 def _address(value: Any) -> ipaddress.IPv4Address | ipaddress.IPv6Address:
     if not isinstance(value, str):
         raise ValueError(f"expected an IP address such as 192.0.2.53 (got {value!r})")
+    if "%" in value:
+        raise ValueError(f"{value} has a zone index ('%...'): zone indexes are not accepted")
     try:
-        return ipaddress.ip_address(value.strip())
+        address = ipaddress.ip_address(value.strip())
     except ValueError:
         raise ValueError(f"expected an IP address such as 192.0.2.53 (got {value!r})") from None
+    if isinstance(address, ipaddress.IPv6Address) and address.ipv4_mapped is not None:
+        raise ValueError(
+            f"{value} is an IPv4-mapped IPv6 address: write {address.ipv4_mapped} instead"
+        )
+    return address
 
 
 def _hostname(value: Any) -> str:
+    """A DNS name in canonical form: ASCII (A-labels) or Unicode that IDNA maps to itself.
+
+    Names that IDNA would silently change (soft hyphens, zero-width or full-width characters,
+    upper case) are refused with the canonical spelling, so what the file says is what is used.
+    """
     if not isinstance(value, str) or not value:
         raise ValueError(f"expected a DNS hostname such as api.vendor.example (got {value!r})")
+    expected = f"expected a DNS hostname such as api.vendor.example (got {value!r})"
     try:
-        ascii_name = value.rstrip(".").encode("idna").decode("ascii").lower()
+        ipaddress.ip_address(value)
+    except ValueError:
+        pass
+    else:
+        raise ValueError(f"{value} is an IP address: expected a hostname (addresses go in ranges)")
+    name = value.removesuffix(".")
+    try:
+        ascii_name = name.encode("idna").decode("ascii").lower()
+        canonical = ascii_name.encode("ascii").decode("idna")
     except UnicodeError:
-        raise ValueError(f"expected a DNS hostname; {value!r} is not a valid IDNA name") from None
+        raise ValueError(f"{expected}; it is not a valid IDNA name") from None
     labels = ascii_name.split(".")
     if (
         len(ascii_name) > 253
         or len(labels) < 2
-        or not all(_HOSTNAME_LABEL.match(x) for x in labels)
+        or not all(_HOSTNAME_LABEL.fullmatch(x) for x in labels)
     ):
-        raise ValueError(f"expected a DNS hostname such as api.vendor.example (got {value!r})")
+        raise ValueError(expected)
+    if name not in (ascii_name, canonical):
+        raise ValueError(f"expected the hostname in canonical form: write {canonical!r}")
     return value
 
 
@@ -126,7 +153,7 @@ def _port(value: Any) -> int:
 def _free_text(value: Any) -> str:
     if not isinstance(value, str):
         raise ValueError(f"expected text (got {value!r})")
-    if not _FREE_TEXT.match(value):
+    if not _FREE_TEXT.fullmatch(value):
         raise ValueError("expected a single line of text without control characters")
     if len(value) > 255:
         raise ValueError(f"expected at most 255 characters (got {len(value)})")
@@ -135,6 +162,41 @@ def _free_text(value: Any) -> str:
 
 # Each constrained type carries the JSON Schema that editors see (`netguard profiles schema`);
 # the validators above give the precise messages.
+StrictInt = Annotated[int, Strict()]
+StrictBool = Annotated[bool, Strict()]
+
+
+def _date(value: Any) -> dt.date:
+    """A calendar date: a YAML date, or text written exactly YYYY-MM-DD (ISO 8601)."""
+    if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
+        return value
+    if isinstance(value, str) and re.fullmatch(r"\d{4}-\d{2}-\d{2}", value):
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            raise ValueError(f"{value!r} is not a real date: expected YYYY-MM-DD") from None
+    raise ValueError(f"expected a date written YYYY-MM-DD (got {value!r})")
+
+
+StrictDate = Annotated[
+    dt.date, BeforeValidator(_date), WithJsonSchema({"type": "string", "format": "date"})
+]
+
+
+def _covers_less_than_everything(prefixes: list[Prefix]) -> list[Prefix]:
+    """Refuse a list whose union is every IPv4 or every IPv6 address (0.0.0.0/0, two /1s...).
+
+    The guide allows traffic to and from the vendor only; "any address" is never a vendor range.
+    """
+    whole = PrefixSet.from_prefixes(prefixes)
+    if whole.v4_intervals == ((0, 2**32 - 1),) or whole.v6_intervals == ((0, 2**128 - 1),):
+        raise ValueError(
+            "this list covers every address of a family (like 0.0.0.0/0 or ::/0): expected "
+            "the vendor's or your own ranges only"
+        )
+    return prefixes
+
+
 Slug = Annotated[
     str,
     AfterValidator(_slug),
@@ -164,6 +226,7 @@ Port = Annotated[
     BeforeValidator(_port),
     WithJsonSchema({"type": "integer", "minimum": 1, "maximum": 65535}),
 ]
+PrefixList = Annotated[list[CIDR], AfterValidator(_covers_less_than_everything)]
 FreeText = Annotated[
     str,
     BeforeValidator(_free_text),
@@ -204,12 +267,13 @@ class Vendor(_Strict):
 
     name: FreeText = "vendor"
     endpoints: list[Endpoint] = Field(min_length=1)
-    api_ranges: list[CIDR] | None = Field(
+    api_ranges: PrefixList | None = Field(
+        min_length=1,
         default=None,
         description="Destination prefixes of the vendor's API (public-https: internet "
         "addresses; vpn: private ranges reached through the tunnel). Not used in privatelink.",
     )
-    webhook_ranges: list[CIDR] = Field(
+    webhook_ranges: PrefixList = Field(
         min_length=1, description="Source prefixes of the vendor's webhook callbacks."
     )
 
@@ -224,7 +288,7 @@ class WebhookReceiver(_Strict):
     """Where the vendor's webhook callbacks land: addresses and TCP ports on the customer side."""
 
     name: Slug
-    addresses: list[CIDR] = Field(min_length=1)
+    addresses: PrefixList = Field(min_length=1)
     ports: list[Port] = Field(min_length=1)
     description: FreeText = ""
 
@@ -237,7 +301,7 @@ class WebhookReceiver(_Strict):
 class Customer(_Strict):
     """The customer's side: egress addresses for the vendor's allowlist, receivers, resolvers."""
 
-    egress_addresses: list[CIDR] = Field(
+    egress_addresses: PrefixList = Field(
         min_length=1,
         description="Public (NAT) addresses the customer's traffic leaves from; the vendor "
         "must allowlist them (guide 5.3).",
@@ -255,17 +319,17 @@ class Customer(_Strict):
 class Logging(_Strict):
     """Logging of dropped (and optionally accepted) traffic (guide 5.2, 7.2)."""
 
-    enabled: bool = True
+    enabled: StrictBool = True
     prefix: str = "netguard-drop: "
     accept_prefix: str = "netguard-accept: "
-    rate_per_minute: int = Field(default=10, ge=1, le=10000)
-    burst: int = Field(default=5, ge=1, le=10000)
-    log_accepted: bool = False
+    rate_per_minute: StrictInt = Field(default=10, ge=1, le=10000)
+    burst: StrictInt = Field(default=5, ge=1, le=10000)
+    log_accepted: StrictBool = False
 
     @field_validator("prefix", "accept_prefix")
     @classmethod
     def _log_prefix(cls, v: str) -> str:
-        if not _LOG_PREFIX.match(v):
+        if not _LOG_PREFIX.fullmatch(v):
             raise ValueError(
                 "expected 1-29 characters of letters, digits, space, '_', ':', '.' or '-' "
                 "(the iptables LOG --log-prefix limit)"
@@ -284,20 +348,30 @@ class ExceptionRule(_Strict):
 
     name: Slug
     reason: FreeText = Field(min_length=1)
-    expires: dt.date
+
+    @field_validator("reason")
+    @classmethod
+    def _reason_not_blank(cls, v: str) -> str:
+        if not v.strip():
+            raise ValueError("expected a reason: why this exception exists")
+        return v
+
+    expires: StrictDate
     direction: Literal["egress", "ingress"]
     protocol: Literal["tcp", "udp", "icmp"]
     ports: list[Port] = Field(default_factory=list)
-    peers: list[CIDR] = Field(min_length=1)
+    peers: PrefixList = Field(min_length=1)
     ticket: FreeText = ""
 
     @field_validator("expires")
     @classmethod
     def _not_expired(cls, v: dt.date, info: ValidationInfo) -> dt.date:
-        as_of = (info.context or {}).get("as_of") or dt.date.today()
+        context = info.context or {}
+        as_of = context.get("as_of") or dt.date.today()
         if v < as_of:
+            when = "checked against" if context.get("as_of") else "today is"
             raise ValueError(
-                f"exception expired on {v.isoformat()} (today is {as_of.isoformat()}): "
+                f"exception expired on {v.isoformat()} ({when} {as_of.isoformat()}): "
                 "renew it with a new expiry date or remove it"
             )
         return v
@@ -314,7 +388,7 @@ class ExceptionRule(_Strict):
 class IptablesOptions(_Strict):
     """iptables target options."""
 
-    ipset_threshold: int = Field(
+    ipset_threshold: StrictInt = Field(
         default=16,
         ge=1,
         description="An address list longer than this goes into an ipset instead of one rule "
@@ -325,9 +399,9 @@ class IptablesOptions(_Strict):
 class AwsQuotas(_Strict):
     """Amazon VPC security-group quotas (AWS docs: 'Amazon VPC quotas', Security groups)."""
 
-    rules_per_group: int = Field(default=60, ge=1, le=1000)
-    groups_per_interface: int = Field(default=5, ge=1, le=16)
-    max_rules_times_groups: int = Field(default=1000, ge=1)
+    rules_per_group: StrictInt = Field(default=60, ge=1, le=1000)
+    groups_per_interface: StrictInt = Field(default=5, ge=1, le=16)
+    max_rules_times_groups: StrictInt = Field(default=1000, ge=1)
 
 
 class Aws(_Strict):
@@ -337,7 +411,7 @@ class Aws(_Strict):
     region: str = "us-east-1"
     group_name_prefix: Slug = "netguard"
     quotas: AwsQuotas = AwsQuotas()
-    prefix_lists: bool = Field(
+    prefix_lists: StrictBool = Field(
         default=False,
         description="Put address lists that do not fit one group into customer-managed "
         "prefix lists (each reference counts its max-entries against the group quota).",
@@ -361,8 +435,8 @@ class Aws(_Strict):
 class Vpn(_Strict):
     """Site-to-site IPsec (guide 5.1 'VPN'): IKE UDP 500, NAT-T UDP 4500, ESP, to the peers only."""
 
-    peers: list[CIDR] = Field(min_length=1, description="The vendor's VPN gateway addresses.")
-    nat_traversal: bool = True
+    peers: PrefixList = Field(min_length=1, description="The vendor's VPN gateway addresses.")
+    nat_traversal: StrictBool = True
     tunnel_interface: str | None = Field(
         default=None,
         description="Interface of the tunnel (VTI/XFRM). When unset, traffic inside the "
@@ -373,9 +447,10 @@ class Vpn(_Strict):
     @field_validator("tunnel_interface")
     @classmethod
     def _ifname(cls, v: str | None) -> str | None:
-        if v is not None and not _IFNAME.match(v):
+        if v is not None and not _IFNAME.fullmatch(v):
             raise ValueError(
-                f"expected an interface name of 1-15 letters, digits, '_', '.' or '-' (got {v!r})"
+                "expected an interface name of 1-15 letters, digits, '_', '.' or '-', "
+                f"not starting with '-' (got {v!r})"
             )
         return v
 
@@ -384,7 +459,7 @@ class PrivateLink(_Strict):
     """AWS interface VPC endpoint (guide 5.1 'AWS PrivateLink')."""
 
     service_name: str
-    endpoint_subnets: list[CIDR] = Field(
+    endpoint_subnets: PrefixList = Field(
         min_length=1,
         description="Subnets holding the endpoint's network interfaces: the only egress "
         "destination for the vendor API in host firewalls.",
@@ -392,9 +467,9 @@ class PrivateLink(_Strict):
     subnet_ids: list[str] = Field(
         min_length=1, description="Subnets (one per Availability Zone) for the endpoint."
     )
-    application_cidrs: list[CIDR] = Field(default_factory=list)
+    application_cidrs: PrefixList = Field(default_factory=list)
     application_security_groups: list[str] = Field(default_factory=list)
-    private_dns: bool = True
+    private_dns: StrictBool = True
 
     @field_validator("service_name")
     @classmethod

@@ -158,12 +158,14 @@ def test_schema_command_prints_schema() -> None:
 
 
 @pytest.mark.parametrize("command", ["validate", "generate"])
-def test_bad_as_of_is_a_usage_error(command: str, tmp_path: Path) -> None:
-    # Regression: `validate --as-of 2027-13-01` was reported as an internal error (exit 3).
-    args = [command, str(VALID[0]), "--as-of", "2027-13-01"]
+@pytest.mark.parametrize("date", ["2027-13-01", "20270101", "2027-W01-1"])
+def test_bad_as_of_is_a_usage_error(command: str, date: str, tmp_path: Path) -> None:
+    # Regression: `validate --as-of 2027-13-01` was reported as an internal error (exit 3),
+    # and ISO basic or week forms were taken although the option says YYYY-MM-DD.
+    args = [command, str(VALID[0]), "--as-of", date]
     if command == "generate":
         args += ["-o", str(tmp_path / "out")]
     result = CliRunner().invoke(main, args)
     assert result.exit_code == 2
-    assert "expected a date YYYY-MM-DD, got '2027-13-01'" in result.stderr
+    assert f"expected a date YYYY-MM-DD, got '{date}'" in result.stderr
     assert "internal error" not in result.stderr

@@ -69,3 +69,27 @@ def test_yaml_filter_round_trips_every_character() -> None:
     out = escape_yaml(text)
     assert out.isascii()
     assert yaml.safe_load(f"key: {out}\n") == {"key": text}
+
+
+def test_filter_blocks_are_refused(tmp_path: Path) -> None:
+    # Regression: a {% filter %} block printed its filter's arguments (raw profile text) and
+    # its own output without the escaping check, so a custom template could splice a rule in.
+    code, err, out = _run(
+        tmp_path,
+        '{% filter replace("X", title) %}comment "X"{% endfilter %}\n',
+    )
+    assert code == 2
+    assert "{% filter %} blocks are not allowed" in err
+    assert not out.exists()
+
+
+def test_template_runtime_errors_are_invalid_input(tmp_path: Path) -> None:
+    for body in (
+        "{{ 1 // 0 }}\n",
+        "{% include 'allowlist/list.txt.j2' %}\n",
+        "{{ range(10**9) }}\n",
+    ):
+        code, err, out = _run(tmp_path / str(abs(hash(body))), body)
+        assert code == 2, (body, err)
+        assert "Traceback" not in err
+        assert not out.exists()

@@ -136,3 +136,40 @@ def test_aws_targets_without_vpc_id_warn(tmp_path: Path) -> None:
     assert "warning: aws.vpc_id is not set" in result.stderr
     quiet = CliRunner().invoke(main, ["generate", str(EXAMPLE), "-o", str(tmp_path / "p")])
     assert "warning" not in quiet.stderr
+
+
+def test_empty_output_directory_is_a_usage_error(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(main, ["generate", str(EXAMPLE), "-o", ""])
+    assert result.exit_code == 2
+    assert "expected an output directory, got an empty string" in result.stderr
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_symbolic_links_inside_the_output_are_not_followed(tmp_path: Path) -> None:
+    out, elsewhere = tmp_path / "o", tmp_path / "elsewhere"
+    out.mkdir()
+    elsewhere.mkdir()
+    (out / "iptables").symlink_to(elsewhere)
+    result = CliRunner().invoke(main, ["generate", str(EXAMPLE), "-o", str(out), "-t", "iptables"])
+    assert result.exit_code == 3
+    assert f"refusing to write through the symbolic link {out / 'iptables'}" in result.stderr
+    assert list(elsewhere.iterdir()) == []
+
+
+def test_validate_finds_what_generate_would_refuse(tmp_path: Path) -> None:
+    ranges = ", ".join(f"198.51.{i}.0/25" for i in range(0, 200))  # 200 rules > 60 x 3 groups
+    path = tmp_path / "d.yaml"
+    path.write_text(
+        "extends: public-https\nname: many\n"
+        "vendor:\n  endpoints: [{name: api, host: api.vendor.example}]\n"
+        f"  api_ranges: [{ranges}]\n  webhook_ranges: [203.0.113.0/24]\n"
+        "customer:\n  egress_addresses: [192.0.2.1/32]\n"
+        "  webhook_receivers: [{name: hooks, addresses: [192.0.2.2/32], ports: [443]}]\n"
+        "aws: {quotas: {groups_per_interface: 3}}\n"
+    )
+    result = CliRunner().invoke(main, ["validate", str(path)])
+    assert result.exit_code == 2
+    assert "need 200 egress IPv4 rules, but 3 groups per network interface" in result.stderr

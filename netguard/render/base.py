@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any, ClassVar
 
 import jinja2
+from jinja2 import nodes
 from jinja2.sandbox import ImmutableSandboxedEnvironment
 
 from netguard import __version__
@@ -102,13 +103,34 @@ def to_json_document(value: object) -> Safe:
     return Safe(json.dumps(value, indent=2, ensure_ascii=True) + "\n")
 
 
+class _FailClosedEnvironment(ImmutableSandboxedEnvironment):
+    """A sandbox that also refuses ``{% filter %}`` blocks at parse time.
+
+    ``finalize`` sees every ``{{ }}`` value, but the text a filter block produces, and the
+    arguments given to its filter, are printed without passing through it: a template could
+    splice raw profile text into a configuration that way. No bundled template needs them.
+    """
+
+    def _parse(self, source: str, name: str | None, filename: str | None) -> nodes.Template:
+        tree = super()._parse(source, name, filename)
+        for block in tree.find_all(nodes.FilterBlock):
+            raise jinja2.TemplateSyntaxError(
+                "{% filter %} blocks are not allowed: apply an escaping filter to a value "
+                "({{ value | comment }}) instead",
+                block.lineno,
+                name,
+                filename,
+            )
+        return tree
+
+
 def make_environment(template_dirs: Iterable[Path]) -> jinja2.Environment:
     """A sandboxed Jinja environment over ``template_dirs`` (first wins) and the bundled ones.
 
     StrictUndefined: a misspelt variable is an error, never an empty string.
     """
     dirs = [str(d) for d in template_dirs] + [str(data_dir("templates"))]
-    env = ImmutableSandboxedEnvironment(
+    env = _FailClosedEnvironment(
         loader=jinja2.FileSystemLoader(dirs),
         undefined=jinja2.StrictUndefined,
         finalize=_finalize,
@@ -163,6 +185,8 @@ def render_targets(
     Raises ``RenderError`` or ``TemplateSafetyError``; jinja errors in user templates surface
     as ``TemplateSafetyError`` with the template name and line.
     """
+    template_dirs = list(template_dirs)
+    custom = [str(d) for d in template_dirs]
     env = make_environment(template_dirs)
     files: dict[str, str] = {}
     for target in targets:
@@ -176,6 +200,13 @@ def render_targets(
             ) from exc
         except jinja2.TemplateError as exc:
             raise TemplateSafetyError(f"template error in target {target}: {exc}") from exc
+        except (ArithmeticError, RecursionError, LookupError, TypeError, UnicodeError) as exc:
+            if not custom:
+                raise  # a defect of netguard itself: reported as an internal error
+            raise TemplateSafetyError(
+                f"template error in target {target} (templates from {', '.join(custom)}): "
+                f"{type(exc).__name__}: {exc}"
+            ) from exc
         for name, text in produced.items():
             if name in files:
                 raise TemplateSafetyError(f"two targets produce {name}")

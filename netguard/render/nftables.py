@@ -90,7 +90,7 @@ def set_name(address_set: str, version: int) -> str:
     if version not in (4, 6):
         raise RenderError(f"unknown address family {version!r}")
     name = f"{address_set.replace('-', '_')}_v{version}"
-    if not _SET_NAME.match(name):
+    if not _SET_NAME.fullmatch(name):
         raise RenderError(f"address set name {address_set!r} cannot be an nft set name")
     return name
 
@@ -198,7 +198,7 @@ class _Builder:
     def rule(self, rule: PolicyRule, version: int, annotate: bool = True) -> NftRule:
         """The nft rule for ``rule`` in family ``version`` (which must be in its families);
         ``annotate``: print the description comment above it."""
-        if not _RULE_ID.match(rule.id):
+        if not _RULE_ID.fullmatch(rule.id):
             raise RenderError(f"rule id {rule.id!r} cannot be an nft rule comment")
         egress = rule.direction == Direction.EGRESS
         peer_field, local_field = ("daddr", "saddr") if egress else ("saddr", "daddr")
@@ -219,7 +219,7 @@ class _Builder:
         if rule.through == Through.TUNNEL:
             iface = self.policy.tunnel_interface
             if iface:
-                if not _IFNAME.match(iface):
+                if not _IFNAME.fullmatch(iface):
                     raise RenderError(f"tunnel interface {iface!r} is not an interface name")
                 ifname_key = Safe("oifname" if egress else "iifname")
                 ifname = Safe(f'"{iface}"')

@@ -54,6 +54,14 @@ def write_outputs(out_dir: Path, files: dict[str, str]) -> list[tuple[Path, Writ
     changed. Directories created on the way may remain.
     """
     targets = [(out_dir.joinpath(*_safe_relative(n).parts), files[n]) for n in sorted(files)]
+    for path, _ in targets:
+        # Never write through a symbolic link inside the output directory (it could point at
+        # /etc); the output directory itself may be a link.
+        parent = path.parent
+        while parent != out_dir and parent != parent.parent:
+            if parent.is_symlink():
+                raise OutputError(f"refusing to write through the symbolic link {parent}")
+            parent = parent.parent
     results: list[tuple[Path, WriteStatus]] = []
     staged: list[tuple[Path, Path]] = []
     try:
