@@ -3,7 +3,14 @@
 - :func:`read_iptables_save`: ``iptables-save`` / ``ip6tables-save`` output (or
   ``iptables-restore`` input of the same shape) -> one RuleSet per family dump;
 - :func:`read_ipset_save`: ``ipset save`` output or an ``ipset restore`` file -> the sets
-  (:class:`IpSetInfo`) that ``-m set --match-set`` resolves against.
+  (:class:`IpSetInfo`) that ``-m set --match-set`` resolves against;
+- :func:`read_nft_json`: ``nft -j list ruleset`` (libnftables-json(5)) -> one RuleSet per
+  family; ip, ip6 and inet filter tables, named, anonymous and interval sets (details in
+  :mod:`netguard.readers.nft_json`);
+- :func:`read_security_groups` / :func:`read_security_groups_live`: AWS security groups
+  (describe-security-groups JSON, or live through boto3) -> one RuleSet per family; prefix
+  lists and group references resolved through describe-managed-prefix-lists/entries and
+  describe-network-interfaces, otherwise kept as unmodeled conditions.
 
 Modeled exactly in :class:`~netguard.model.ruleset.Match` by the iptables reader:
 ``-p`` (names, numbers, ``all``, ``!``), ``-s``/``-d`` (``!`` before or after the option,
@@ -32,7 +39,17 @@ UNMODELED.
 
 from __future__ import annotations
 
+from netguard.readers.aws_sg import AwsApiError, read_security_groups, read_security_groups_live
 from netguard.readers.ipset import IpSetInfo, read_ipset_save
 from netguard.readers.iptables_save import read_iptables_save
+from netguard.readers.nft_json import read_nft_json
 
-__all__ = ["IpSetInfo", "read_ipset_save", "read_iptables_save"]
+__all__ = [
+    "AwsApiError",
+    "IpSetInfo",
+    "read_ipset_save",
+    "read_iptables_save",
+    "read_nft_json",
+    "read_security_groups",
+    "read_security_groups_live",
+]
