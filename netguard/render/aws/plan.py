@@ -487,7 +487,20 @@ class _Builder:
         )
 
 
+_LAST_PLAN: list[tuple[Policy, AwsPlan]] = []
+
+
 def plan_security_groups(policy: Policy) -> AwsPlan:
+    """The plan for ``policy``, computed once per Policy object (the three AWS targets of one
+    run share it; policies are immutable, so the cached plan cannot go stale)."""
+    if _LAST_PLAN and _LAST_PLAN[0][0] is policy:
+        return _LAST_PLAN[0][1]
+    plan = _plan_security_groups(policy)
+    _LAST_PLAN[:] = [(policy, plan)]
+    return plan
+
+
+def _plan_security_groups(policy: Policy) -> AwsPlan:
     """Turn a Policy into the security groups, prefix lists and endpoint the AWS targets print.
 
     Only families in ``policy.families`` get rules, and a rule whose address set is empty in a
