@@ -161,6 +161,69 @@ def validate(deployment: Path, as_of: dt.date | None) -> None:
     _run(body)
 
 
+@main.command()
+@click.argument("deployment", type=click.Path(path_type=Path, dir_okay=False))
+@click.option(
+    "--config",
+    "configs",
+    multiple=True,
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Deployed configuration (iptables-save, ipset save, nft -j JSON, AWS security "
+    "groups JSON); repeatable. The format is recognised by content.",
+)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "json", "sarif", "junit"]),
+    default="text",
+    show_default=True,
+    help="Report format (stdout). The exit code does not depend on it.",
+)
+@AS_OF
+def check(deployment: Path, configs: tuple[Path, ...], fmt: str, as_of: dt.date | None) -> None:
+    """Prove or refute that the deployed CONFIGs allow only what DEPLOYMENT permits.
+
+    Exit 0 compliant, 1 findings of severity high or medium, 2 invalid input, 3 failure.
+    """
+    from netguard.check import CheckOptions, run_check
+
+    options = CheckOptions(deployment=deployment, configs=configs, format=fmt, as_of=as_of)
+    _run(lambda: run_check(options, sys.stdout, sys.stderr))
+
+
+@main.command()
+@click.option(
+    "--config",
+    "configs",
+    multiple=True,
+    required=True,
+    type=click.Path(path_type=Path, dir_okay=False),
+    help="Deployed configuration (as for check); repeatable.",
+)
+@click.option(
+    "--packet",
+    required=True,
+    help='The packet, e.g. "tcp 192.0.2.10:40000 -> 198.51.100.5:443" '
+    "(optional: type N, code N, state S, in IF, out IF, ipsec).",
+)
+@click.option(
+    "--hook",
+    type=click.Choice(["input", "output", "forward"]),
+    default=None,
+    help="Netfilter hook to trace at. Default: output.",
+)
+def explain(configs: tuple[Path, ...], packet: str, hook: str | None) -> None:
+    """Show which rule decides PACKET, and its path through the chains."""
+    from netguard.check import ExplainOptions, run_explain
+    from netguard.model.ruleset import Hook
+
+    options = ExplainOptions(
+        configs=configs, packet=packet, hook=Hook(hook) if hook is not None else None
+    )
+    _run(lambda: run_explain(options, sys.stdout, sys.stderr))
+
+
 @main.group()
 def profiles() -> None:
     """Bundled base profiles and the deployment schema."""

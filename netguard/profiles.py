@@ -344,11 +344,15 @@ class LoadedDeployment:
     source: SourceMap
 
 
-def load_deployment(path: Path, *, as_of: dt.date | None = None) -> LoadedDeployment:
+def load_deployment(
+    path: Path, *, as_of: dt.date | None = None, allow_expired: bool = False
+) -> LoadedDeployment:
     """Read, merge and validate a deployment file.
 
-    ``as_of`` is the date exceptions are checked against (default: today). Raises
-    ``ProfileError`` listing every problem with file, line and column.
+    ``as_of`` is the date exceptions are checked against (default: today). With
+    ``allow_expired`` expired exceptions load too (``netguard check`` reports them as findings
+    instead of refusing the profile). Raises ``ProfileError`` listing every problem with file,
+    line and column.
     """
     data, deploy_map = read_yaml(path)
     if not isinstance(data, dict):
@@ -423,7 +427,7 @@ def load_deployment(path: Path, *, as_of: dt.date | None = None) -> LoadedDeploy
 
     try:
         profile = DeploymentProfile.model_validate(
-            merged, context={"as_of": as_of or dt.date.today()}
+            merged, context={"as_of": dt.date.min if allow_expired else as_of or dt.date.today()}
         )
     except ValidationError as exc:
         for err in exc.errors():
