@@ -65,6 +65,7 @@ from netguard.errors import EXIT_FINDINGS, EXIT_OK, InputError, Location, Netgua
 from netguard.model.policy import Policy
 from netguard.model.ruleset import ActionKind, Hook, RuleSet
 from netguard.profiles import LoadedDeployment, load_deployment
+from netguard.schema import default_as_of
 from netguard.space import POLICY, Approx, Engine, Evaluation, Packet, evaluate, trace
 
 __all__ = [
@@ -151,13 +152,11 @@ def detect_format(path: Path, text: str | None = None) -> ConfigFormat:
                 'unrecognised JSON: expected nft -j list ruleset output ({"nftables": [...]}) '
                 'or aws ec2 describe-security-groups output ({"SecurityGroups": [...]})',
             )
-    comment_mentions_ipset = False
     for number, line in enumerate(text.splitlines(), start=1):
         word = line.strip()
         if not word:
             continue
         if word.startswith("#"):
-            comment_mentions_ipset = comment_mentions_ipset or "ipset" in word.lower()
             continue
         if word.startswith(("*", ":", "-A ", "-I ", "-N ", "[")) or word == "COMMIT":
             return ConfigFormat.IPTABLES
@@ -169,13 +168,10 @@ def detect_format(path: Path, text: str | None = None) -> ConfigFormat:
             "-A ...), ipset save text (create/add), nft -j list ruleset JSON or aws ec2 "
             f"describe-security-groups JSON; got {word[:40]!r}",
         )
-    if comment_mentions_ipset:
-        return ConfigFormat.IPSET
-    raise InputError.at(
-        Location(path),
-        "empty configuration: expected iptables-save, ipset save, nft JSON or AWS "
-        "security-group JSON",
-    )
+    # Nothing but blank and comment lines: `ipset save` on a host without sets prints nothing,
+    # so read it as an ipset file with no sets. (Were it an empty iptables-save, its family
+    # would be covered by no configuration, which is finding NG105: this cannot fail open.)
+    return ConfigFormat.IPSET
 
 
 @dataclass(frozen=True)
@@ -327,7 +323,7 @@ def build_report(options: CheckOptions) -> CheckReport:
 
     Raises ``ProfileError``/``InputError`` (exit 2) for invalid input, ``CheckError`` (exit 3).
     """
-    as_of_date = options.as_of or dt.date.today()
+    as_of_date = options.as_of or default_as_of()
     as_of = as_of_date.isoformat()
     # Every exception is accepted here (as of the earliest date); expiry is judged below.
     loaded = load_deployment(options.deployment, allow_expired=True)
@@ -359,9 +355,25 @@ def build_report(options: CheckOptions) -> CheckReport:
     given = {rs.family for rs in configs.rulesets}
     for family in policy.families:
         if family not in given:
-            notes.append(
-                f"the profile enables IPv{family} but no configuration of that family was "
-                f"given: IPv{family} is not checked"
+            # Fail closed: nothing proven about a family is not compliance for it.
+            kind = KINDS["NG105"]
+            findings.append(
+                Finding(
+                    kind=kind,
+                    severity=kind.severity,
+                    check=kind.check,
+                    message=(
+                        f"the profile enables IPv{family} but no configuration of that family "
+                        f"was given: nothing about IPv{family} is proven"
+                    ),
+                    remediation=(
+                        f"add the IPv{family} rules with --config "
+                        f"({'iptables-save' if family == 4 else 'ip6tables-save'} output), or "
+                        f"remove ipv{family} from the profile's families"
+                    ),
+                    fingerprint=fingerprint(kind.code, str(family)),
+                    family=family,
+                )
             )
     unique: dict[tuple[str, str], Finding] = {}
     for f in findings:

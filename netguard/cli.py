@@ -83,7 +83,8 @@ AS_OF = click.option(
     "--as-of",
     type=DateType(),
     metavar="YYYY-MM-DD",
-    help="Check exception expiry against this date instead of today.",
+    help="Check exception expiry against this date instead of today "
+    "(default: $NETGUARD_AS_OF if set).",
 )
 
 

@@ -24,7 +24,7 @@ from pydantic import ValidationError
 
 from netguard.errors import Location, ProfileError
 from netguard.resources import data_dir
-from netguard.schema import DeploymentProfile, Mode
+from netguard.schema import DeploymentProfile, Mode, default_as_of
 
 PathKey = tuple[str | int, ...]
 # libyaml's composer when present (same nodes and marks, several times faster on long lists).
@@ -427,7 +427,7 @@ def load_deployment(
 
     try:
         profile = DeploymentProfile.model_validate(
-            merged, context={"as_of": dt.date.min if allow_expired else as_of or dt.date.today()}
+            merged, context={"as_of": dt.date.min if allow_expired else as_of or default_as_of()}
         )
     except ValidationError as exc:
         for err in exc.errors():

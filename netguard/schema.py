@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import os
 import re
 from enum import StrEnum
 from typing import Annotated, Any, Literal
@@ -31,6 +32,7 @@ from pydantic import (
 )
 
 from netguard.cidr import Prefix, PrefixSet
+from netguard.errors import InputError, Location
 
 
 class Mode(StrEnum):
@@ -57,6 +59,25 @@ _IFNAME = re.compile(r"^(?!\.\.?$)[A-Za-z0-9_.][A-Za-z0-9_.-]{0,14}$")
 # separators (line breaks to str.splitlines, JavaScript and some YAML readers) are refused.
 _FREE_TEXT = re.compile(r"^[^\x00-\x1f\x7f-\x9f\u2028\u2029]*$")
 _LOG_PREFIX = re.compile(r"^[A-Za-z0-9 _:.\-]{1,29}$")
+
+
+AS_OF_ENV = "NETGUARD_AS_OF"
+
+
+def default_as_of() -> dt.date:
+    """The date exceptions are checked against when none is given: ``$NETGUARD_AS_OF``
+    (YYYY-MM-DD) if set, else today. Raises ``InputError`` (exit 2) for a malformed variable."""
+    text = os.environ.get(AS_OF_ENV)
+    if not text:
+        return dt.date.today()
+    try:
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):
+            raise ValueError(text)
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        raise InputError.at(
+            Location(f"${AS_OF_ENV}"), f"expected a date YYYY-MM-DD (got {text!r})"
+        ) from None
 
 
 def _slug(value: str) -> str:
@@ -367,9 +388,9 @@ class ExceptionRule(_Strict):
     @classmethod
     def _not_expired(cls, v: dt.date, info: ValidationInfo) -> dt.date:
         context = info.context or {}
-        as_of = context.get("as_of") or dt.date.today()
+        as_of = context.get("as_of") or default_as_of()
         if v < as_of:
-            when = "checked against" if context.get("as_of") else "today is"
+            when = "checked against" if as_of != dt.date.today() else "today is"
             raise ValueError(
                 f"exception expired on {v.isoformat()} ({when} {as_of.isoformat()}): "
                 "renew it with a new expiry date or remove it"

@@ -2,8 +2,15 @@
 
 from __future__ import annotations
 
+import os
+
 import netns
 import pytest
+
+# The examples carry an exception that expires on 2027-06-30. Pin the date every test (and every
+# netguard subprocess it starts) checks expiry against, so that the suite does not start failing
+# on that day; tests about expiry pass their own --as-of / as_of.
+os.environ["NETGUARD_AS_OF"] = "2026-06-01"
 
 
 @pytest.fixture(scope="session")

@@ -28,7 +28,6 @@ from netguard.check import (
 )
 from netguard.checks import CheckReport, Finding, Severity
 from netguard.cli import main
-from netguard.errors import InputError
 from netguard.space import Packet
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -389,10 +388,24 @@ def test_detect_format(tmp_path: Path) -> None:
         path = tmp_path / name
         path.write_text(text)
         assert detect_format(path) is fmt, name
+    # `ipset save` on a host without sets prints nothing: an empty file is an empty ipset file.
     empty = tmp_path / "empty"
     empty.write_text("\n# nothing here\n")
-    with pytest.raises(InputError, match="empty configuration"):
-        detect_format(empty)
+    assert detect_format(empty) is ConfigFormat.IPSET
+
+
+def test_family_without_configuration_is_not_compliant(generated: dict[str, Path]) -> None:
+    # Regression: a family the profile enables but no --config covered was only a note, so an
+    # unchecked IPv6 (or an empty iptables-save) could be reported COMPLIANT.
+    v4 = generated["public-https"] / "iptables" / "rules.v4"
+    result = _cli("check", str(PUBLIC), "--config", str(v4), "--format", "json")
+    assert result.exit_code == 1
+    doc = json.loads(result.stdout)
+    assert doc["compliant"] is False
+    assert [f["id"] for f in doc["findings"] if f["severity"] in ("high", "medium")] == ["NG105"]
+    v6 = generated["public-https"] / "iptables" / "rules.v6"
+    both = _cli("check", str(PUBLIC), "--config", str(v4), "--config", str(v6))
+    assert both.exit_code == 0
 
 
 def test_profile_errors_exit_2(tmp_path: Path, generated: dict[str, Path]) -> None:

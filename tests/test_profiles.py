@@ -169,3 +169,17 @@ def test_bad_as_of_is_a_usage_error(command: str, date: str, tmp_path: Path) -> 
     assert result.exit_code == 2
     assert f"expected a date YYYY-MM-DD, got '{date}'" in result.stderr
     assert "internal error" not in result.stderr
+
+
+def test_as_of_environment_variable_sets_the_default(monkeypatch: pytest.MonkeyPatch) -> None:
+    path = HERE / "profiles" / "valid" / "public-https.yaml"  # exception expires 2027-06-30
+    monkeypatch.setenv("NETGUARD_AS_OF", "2027-07-01")
+    expired = CliRunner().invoke(main, ["validate", str(path)])
+    assert expired.exit_code == 2
+    assert "exception expired on 2027-06-30 (checked against 2027-07-01)" in expired.stderr
+    # An explicit --as-of wins over the variable.
+    assert CliRunner().invoke(main, ["validate", str(path), "--as-of", "2027-06-30"]).exit_code == 0
+    monkeypatch.setenv("NETGUARD_AS_OF", "soon")
+    bad = CliRunner().invoke(main, ["validate", str(path)])
+    assert bad.exit_code == 2
+    assert "error: $NETGUARD_AS_OF: expected a date YYYY-MM-DD (got 'soon')" in bad.stderr

@@ -108,7 +108,7 @@ def test_fingerprint_ignores_line_numbers(tmp_path: Path, configs: dict[str, Pat
 
 
 def test_text_summary_first_and_no_color_off_a_tty(configs: dict[str, Path]) -> None:
-    result = _cli("check", PUBLIC, "--config", configs["bad"])
+    result = _cli("check", PUBLIC, "--config", configs["bad"], "--config", configs["v6"])
     lines = result.stdout.splitlines()
     assert lines[0].startswith("NOT COMPLIANT: acme-prod (public-https): 1 high, 0 medium")
     assert "\x1b[" not in result.stdout
@@ -190,7 +190,8 @@ def test_sarif_structure(configs: dict[str, Path]) -> None:
 
 @pytest.mark.parametrize("which", ["good", "bad"])
 def test_junit(configs: dict[str, Path], which: str) -> None:
-    result = _cli("check", PUBLIC, "--config", configs[which], "--format", "junit")
+    v6 = configs["v6"]
+    result = _cli("check", PUBLIC, "--config", configs[which], "--config", v6, "--format", "junit")
     root = ET.fromstring(result.stdout)  # noqa: S314 - our own output, parsed in a test
     assert root.tag == "testsuites"
     (suite,) = root.findall("testsuite")

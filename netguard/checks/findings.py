@@ -17,6 +17,8 @@ NG101   egress-beyond-policy         egress      high       OUTPUT may accept pa
 NG102   ingress-beyond-policy        ingress     high       INPUT likewise
 NG103   forward-accepts              forward     high       FORWARD may accept new traffic
 NG104   chain-policy-accepts         policies    high/med.  a base chain's ACCEPT policy is reached
+NG105   family-not-checked           policies    medium     the profile enables a family that no
+                                                            configuration given covers
 NG110   required-flow-blocked        egress or   medium     a flow the profile permits (or its
                                      ingress                replies) is surely denied
 NG201   shadowed-rule                anomalies   low        never matches; earlier rules of another
@@ -130,6 +132,16 @@ KINDS: dict[str, Kind] = {
             "Base chain policy accepts",
             "Packets reach the ACCEPT policy of a base chain. Set the policy to DROP, or end the "
             "chain with a rule that drops everything.",
+        ),
+        Kind(
+            "NG105",
+            "family-not-checked",
+            "policies",
+            Severity.MEDIUM,
+            "Address family not checked",
+            "The profile enables this address family but no configuration of it was given, so "
+            "nothing is proven about it: give its rules too (ip6tables-save for IPv6), or "
+            "leave the family out of the profile.",
         ),
         Kind(
             "NG110",
