@@ -14,6 +14,7 @@ rules and a changed CIDR changes only the set it belongs to. Per mode (guide 5.1
 from __future__ import annotations
 
 import hashlib
+import ipaddress
 import json
 from collections.abc import Iterable
 
@@ -173,7 +174,7 @@ def compile_policy(profile: DeploymentProfile, *, source_digest: str = "") -> Po
             )
         )
 
-    rules.sort(key=lambda r: (r.direction != Direction.EGRESS, _KIND_ORDER(r.id), r.id))
+    rules.sort(key=lambda r: (r.direction != Direction.EGRESS, _kind_order(r.id), r.id))
     # Allowlists are unions of the rules' peers, so they cannot disagree with the rules.
     allowlists = {
         "customer-inbound": _union(
@@ -232,29 +233,27 @@ def compile_policy(profile: DeploymentProfile, *, source_digest: str = "") -> Po
     )
 
 
-def _KIND_ORDER(rule_id: str) -> int:
-    for i, prefix in enumerate(
-        (
-            "egress-ike",
-            "egress-nat-t",
-            "egress-esp",
-            "ingress-ike",
-            "ingress-nat-t",
-            "ingress-esp",
-            "egress-vendor-api",
-            "egress-dns",
-            "ingress-webhook",
-            "exception",
-        )
-    ):
-        if rule_id.startswith(prefix):
-            return i
-    return 99
+_KIND_PREFIXES = (
+    "egress-ike",
+    "egress-nat-t",
+    "egress-esp",
+    "ingress-ike",
+    "ingress-nat-t",
+    "ingress-esp",
+    "egress-vendor-api",
+    "egress-dns",
+    "ingress-webhook",
+    "exception",
+)
+
+
+def _kind_order(rule_id: str) -> int:
+    """Position of a rule's kind in the fixed policy order (unknown kinds last)."""
+    return next((i for i, p in enumerate(_KIND_PREFIXES) if rule_id.startswith(p)), 99)
 
 
 def _host(address: object) -> Prefix:
-    import ipaddress
-
+    """The /32 or /128 of one address."""
     a = ipaddress.ip_address(str(address))
     return ipaddress.ip_network(f"{a}/{a.max_prefixlen}")
 
