@@ -57,9 +57,10 @@ def interval_to_prefixes(first: int, last: int, version: int) -> Iterator[Prefix
 
 
 def prefix_interval(prefix: Prefix) -> tuple[int, int]:
-    """The inclusive integer interval a prefix covers."""
+    """The inclusive integer interval a prefix covers (arithmetic only: ``num_addresses``
+    would build a broadcast-address object per prefix)."""
     first = int(prefix.network_address)
-    return first, first + prefix.num_addresses - 1
+    return first, first + (1 << (prefix.max_prefixlen - prefix.prefixlen)) - 1
 
 
 def _decompose(intervals: tuple[tuple[int, int], ...], version: int) -> tuple[Prefix, ...]:

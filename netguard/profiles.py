@@ -131,6 +131,8 @@ class _Builder:
             "t" in node.value.lower() or " " in node.value
         ):
             return node.value
+        if node.tag == "tag:yaml.org,2002:str":
+            return node.value  # what construct_object returns for a plain string, much faster
         try:
             return self._scalar_loader.construct_object(node, deep=True)
         except (ValueError, OverflowError, yaml.YAMLError):
