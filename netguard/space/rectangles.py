@@ -22,6 +22,7 @@ rectangles returned are a subset of a cover (each still inside the set).
 
 from __future__ import annotations
 
+import weakref
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, overload
@@ -302,24 +303,39 @@ def _decompose(engine: Engine, node: Node, cap: int, truncated: list[bool]) -> I
     return rec(node, 0, 0, ())
 
 
-def _rect_node(engine: Engine, r: _Rect) -> Node:
+_PART_CACHE: weakref.WeakKeyDictionary[Engine, dict[tuple[object, ...], Node]] = (
+    weakref.WeakKeyDictionary()
+)
+
+
+def _dim_node(engine: Engine, dim: str, fam: int, codes: Intervals) -> Node:
+    """The BDD of one dimension's intervals, built once per engine: widening asks for the same
+    parts again and again, and building an address part means one BDD per prefix."""
+    cache = _PART_CACHE.setdefault(engine, {})
+    key = (dim, fam if dim in _ADDR else None, codes)
+    part = cache.get(key)
+    if part is not None:
+        return part
     b = engine.bdd
-    node = b.true
+    part = b.false
+    if dim in _ADDR:
+        family = 4 if fam == 0 else 6
+        for lo, hi in codes:
+            for net in interval_to_prefixes(lo, hi, family):
+                part = part | engine.prefix(dim, net)
+    else:
+        vars_ = engine.fields[dim].vars
+        for lo, hi in codes:
+            part = part | engine.range_vars(vars_, lo, hi)
+    cache[key] = part
+    return part
+
+
+def _rect_node(engine: Engine, r: _Rect) -> Node:
+    node = engine.bdd.true
     for dim, codes in zip(DIMS, r.dims, strict=True):
-        if codes is None:
-            continue
-        if dim in _ADDR:
-            family = 4 if r.fam == 0 else 6
-            part = b.false
-            for lo, hi in codes:
-                for net in interval_to_prefixes(lo, hi, family):
-                    part = part | engine.prefix(dim, net)
-        else:
-            vars_ = engine.fields[dim].vars
-            part = b.false
-            for lo, hi in codes:
-                part = part | engine.range_vars(vars_, lo, hi)
-        node = node & part
+        if codes is not None:
+            node = node & _dim_node(engine, dim, r.fam, codes)
     return node & engine.valid
 
 
