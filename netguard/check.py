@@ -66,7 +66,7 @@ from netguard.model.policy import Policy
 from netguard.model.ruleset import ActionKind, Hook, RuleSet
 from netguard.profiles import LoadedDeployment, load_deployment
 from netguard.schema import default_as_of
-from netguard.space import POLICY, Approx, Engine, Evaluation, Packet, evaluate, trace
+from netguard.space import POLICY, Approx, Engine, Evaluation, Packet, Slicer, trace
 
 __all__ = [
     "CheckError",
@@ -345,8 +345,12 @@ def build_report(options: CheckOptions) -> CheckReport:
                 # forward hook to check (an instance that routes is outside their model).
                 skipped_forward = skipped_forward or hook is Hook.FORWARD
                 continue
-            may[hook] = evaluate(ruleset, hook, engine, Approx.MAY)
-            must[hook] = evaluate(ruleset, hook, engine, Approx.MUST)
+            slicer = Slicer(ruleset, hook, engine, Approx.MAY)
+            may[hook] = slicer.evaluate()
+            # Nothing unmodeled decides a packet: the MUST evaluation is the same walk.
+            must[hook] = (
+                may[hook] if slicer.exact else Slicer(ruleset, hook, engine, Approx.MUST).evaluate()
+            )
         findings.extend(check_ruleset(ruleset, policy, may, must, as_of))
         findings.extend(find_anomalies(ruleset, may, must))
         findings.extend(unmodeled_findings(ruleset))

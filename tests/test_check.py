@@ -207,11 +207,17 @@ def test_mutation_any_as_two_halves(tmp_path: Path, generated: dict[str, Path]) 
         ),
     )
     report = _report(PUBLIC, path)
-    (f,) = _of(report, "NG101")
-    p = _packet(f)
-    assert p.dport == 443
-    assert not _in(p.dst, "198.51.100.0/25") and not _in(p.dst, "198.51.100.128/26")
-    assert [r.line for r in f.rules] == [27, 28]
+    # One finding per accepting rule: each half lets TCP 443 out to non-vendor addresses.
+    found = {f.rules[0].line: f for f in _of(report, "NG101")}
+    assert sorted(found) == [27, 28]
+    assert all(len(f.rules) == 1 for f in found.values())
+    low, high = _packet(found[27]), _packet(found[28])
+    assert low.dport == 443 and _in(low.dst, "0.0.0.0/1")
+    assert high.dport == 443 and _in(high.dst, "128.0.0.0/1")
+    assert not _in(high.dst, "198.51.100.0/25") and not _in(high.dst, "198.51.100.128/26")
+    # The vendor's ranges lie in 128.0.0.0/1: the second rule's excess is that /1 without them.
+    assert found[28].space is not None
+    assert "dst not 0.0.0.0/1,198.51.100.0/25,198.51.100.128/26 dport 443" in found[28].space
 
 
 def test_mutation_port_range(tmp_path: Path, generated: dict[str, Path]) -> None:

@@ -37,6 +37,7 @@ from netguard.space import (
     Packet,
     Rectangle,
     RuleKey,
+    Slicer,
     UnmodeledError,
     evaluate,
     trace,
@@ -1046,3 +1047,31 @@ def test_rectangles_and_counts_of_evaluated_sets(rs: RuleSet) -> None:
     else:
         assert _union_of(rects) <= ev.accepted
     assert ev.accepted.count() + ev.denied.count() == ENGINE.all(4).count()
+
+
+@given(_rulesets(unmodeled=True), st.sampled_from(list(Approx)[1:]))
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_rule_slices_equal_the_whole_walk(rs: RuleSet, approx: Approx) -> None:
+    """The whole evaluation equals one restricted to every packet (verdict unions derived
+    from the decided sets either way), and a rule's slice (``Slicer.for_rule``: only the
+    rules whose boxes meet that rule's box are walked) equals the whole evaluation
+    intersected with that rule's match."""
+    slicer = Slicer(rs, Hook.INPUT, ENGINE, approx)
+    whole = slicer.evaluate()
+    walked = slicer.evaluate(ENGINE.all(4))
+    assert whole.accepted == walked.accepted and whole.denied == walked.denied
+    assert whole.uncertain == walked.uncertain
+    assert whole.entered.keys() == walked.entered.keys()
+    for name, space in whole.entered.items():
+        assert space == walked.entered[name], name
+    for table in ("decided_by", "matched", "consumed", "reached"):
+        mine, theirs = getattr(whole, table), getattr(walked, table)
+        assert set(mine) == set(theirs), table
+        for key in theirs:
+            assert mine[key] == theirs[key], (table, key)
+    for key in slicer.reachable():
+        part = slicer.for_rule(key)
+        match = whole.match_space(key)
+        assert part.matched[key] == whole.matched[key] & match, key
+        assert part.decided_by.get(key) == whole.decided_by.get(key), key
+        assert part.accepted == whole.accepted & match, key

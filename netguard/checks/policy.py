@@ -25,12 +25,16 @@ permits for it is a violation (NG101/NG102, mentioning the exception), and the e
 finding NG301 (made by ``netguard.check``). An exception in force is part of the allowed space:
 it suppresses the findings its flow would otherwise raise, until it expires.
 
-Violations (:func:`check_ruleset`), for each hook: ``extra = may_accept - allowed`` where
-``may_accept`` is ``evaluate(ruleset, hook, engine, Approx.MAY).accepted`` (every packet that
-may be accepted under some reading of what the reader could not model: conservative). A non
-empty ``extra`` is split into header-space rectangles (at most :data:`MAX_RECTANGLES`; when
-the description is truncated, one more finding covers the rest), one finding per rectangle with
-an example packet (``HeaderSpace.example``) and the rules whose decided-accept space meets it.
+Violations (:func:`check_ruleset`), for each hook and each rule (or base-chain policy) that
+may accept: ``extra`` = the packets it decides (and the hook accepts in the end) minus
+``allowed``, from the ``Approx.MAY`` evaluation (every packet that may be accepted under some
+reading of what the reader could not model: conservative). Each rule is evaluated in its own
+slice of the header space (``Slicer.for_rule``), exactly, so the cost follows the rules that
+overlap it. A non-empty ``extra`` is split into header-space rectangles (at most
+:data:`MAX_RECTANGLES` per rule; when the description is truncated, one more finding covers
+the rest), one finding per rectangle naming the rule, with an example packet
+(``HeaderSpace.example``). At most :data:`MAX_RULES` rules per hook are described so; the
+further rules that go beyond policy are named together in one more finding.
 Codes: NG101 (OUTPUT), NG102 (INPUT), NG103 (FORWARD), all high.
 
 NG104: a base chain whose policy is ACCEPT (or unset) and that packets may reach; high when
@@ -60,10 +64,11 @@ from netguard.model.ruleset import (
 )
 from netguard.space import POLICY, Engine, Evaluation, HeaderSpace, RuleKey
 
-from .findings import KINDS, Finding, RuleRef, Severity, fingerprint
+from .findings import KINDS, Finding, Kind, RuleRef, Severity, fingerprint
 
 __all__ = [
     "MAX_RECTANGLES",
+    "MAX_RULES",
     "ND_MLD_TYPES",
     "Allowed",
     "allowed_space",
@@ -73,8 +78,14 @@ __all__ = [
     "rules_in_force",
 ]
 
-#: At most this many violation findings per hook and rule set; the rest is one more finding.
-MAX_RECTANGLES = 20
+#: At most this many violation findings per accepting rule (one per header-space rectangle of
+#: what it accepts beyond policy); the rest of the rule's excess is one more finding.
+MAX_RECTANGLES = 8
+
+#: Accepting rules described one by one per hook and rule set, in line order; the accepting
+#: rules past them that also go beyond policy are named together in one more finding (each
+#: description costs a rectangle cover of that rule's excess).
+MAX_RULES = 25
 
 #: ICMPv6 types always allowed: neighbour discovery (RFC 4861) and MLD (RFC 2710, 3810).
 ND_MLD_TYPES = ((130, 136), (143, 143))
@@ -234,12 +245,15 @@ def _accepting(ruleset: RuleSet, key: RuleKey) -> bool:
 
 def _deciders(ev: Evaluation, space: HeaderSpace, *, accepting: bool) -> tuple[RuleKey, ...]:
     """Rules (and policies) whose decided space meets ``space`` with an accepting
-    (``accepting``) or denying verdict, in key order (chain, position)."""
+    (``accepting``) or denying verdict, in line order. ``ev`` may be restricted to a set
+    holding ``space`` (only the rules its walk visited can meet it)."""
+    decided = ev.decided_by
+    items = decided.visited() if hasattr(decided, "visited") else decided.items()
     return tuple(
         sorted(
             (
                 k
-                for k, s in ev.decided_by.items()
+                for k, s in items
                 if _accepting(ev.ruleset, k) == accepting and not s.isdisjoint(space)
             ),
             key=lambda k: _line_key(ev.ruleset, k),
@@ -276,66 +290,113 @@ def _unmodeled_note(ev: Evaluation, keys: Sequence[RuleKey]) -> str:
     )
 
 
-def _violations(ev: Evaluation, allowed: Allowed, family: int, hook: Hook) -> list[Finding]:
-    extra = ev.accepted - allowed.space
-    if extra.is_empty():
-        return []
+def _accepting_keys(ev: Evaluation) -> list[RuleKey]:
+    """The rules and base-chain policies that may accept and decide some packet, in line
+    order."""
+    decided = ev.decided_by
+    items = decided.visited() if hasattr(decided, "visited") else decided.items()
+    keys = [k for k, s in items if _accepting(ev.ruleset, k) and not s.is_empty()]
+    return sorted(keys, key=lambda k: _line_key(ev.ruleset, k))
+
+
+def _violations(ev: Evaluation, allowed: Allowed, family: int) -> list[Finding]:
+    hook = ev.hook
     kind = KINDS[_KIND_BY_HOOK[hook]]
-    rects = extra.rectangles(MAX_RECTANGLES)
-    pieces: list[tuple[HeaderSpace, str]] = []
-    covered = ev.engine.none()
-    for rect in rects:
-        piece = ev.engine.rectangle(rect) & extra
-        if piece.is_empty():  # pragma: no cover - rectangles lie inside the set
-            continue
-        pieces.append((piece, str(rect)))
-        covered = covered | piece
-    rest = extra - covered
-    if not rest.is_empty():
-        pieces.append((rest, "further packets (description truncated)"))
     what = {Hook.OUTPUT: "egress", Hook.INPUT: "ingress", Hook.FORWARD: "forwarded"}[hook]
+    ruleset = ev.ruleset
+    several = len(ruleset.base_chains(hook)) > 1
     out: list[Finding] = []
-    for piece, desc in pieces:
-        keys = _deciders(ev, piece, accepting=True)
-        refs = tuple(rule_ref(ev.ruleset, k) for k in keys)
-        example = piece.example()
-        msg = (
-            f"{_family_text(family)} {hook.value.upper()} may accept {what} traffic beyond "
-            f"policy: {desc}"
-        )
-        expired = [name for name, s in sorted(allowed.expired.items()) if not s.isdisjoint(piece)]
-        if expired:
-            msg += f" (permitted only by expired exception {', '.join(expired)})"
-        msg += _unmodeled_note(ev, keys)
-        if refs:
-            named = "; ".join(f"{_rule_name(r)} ({r.where})" for r in refs)
-            remediation = (
-                f"remove or narrow {named}: accept only what the profile permits"
-                if len(refs) == 1
-                else f"remove or narrow each of {named}: accept only what the profile permits"
-            )
-        else:  # pragma: no cover - every accepted packet is decided by some rule or policy
-            remediation = "deny this traffic"
+    more: list[tuple[RuleKey, HeaderSpace]] = []
+    for key in _accepting_keys(ev):
+        decided = ev.decided_by[key]
+        if several:  # accepted in the end: by every base chain on the hook
+            decided = decided & ev.accepted
+        extra = decided - allowed.space
+        if extra.is_empty():
+            continue
+        if len({f.rules[0] for f in out}) >= MAX_RULES:
+            more.append((key, extra))
+            continue
+        ref = rule_ref(ruleset, key)
+        pieces: list[tuple[HeaderSpace, str]] = []
+        covered = ev.engine.none()
+        for rect in extra.rectangles(MAX_RECTANGLES):
+            piece = ev.engine.rectangle(rect) & extra
+            if piece.is_empty():  # pragma: no cover - rectangles lie inside the set
+                continue
+            pieces.append((piece, str(rect)))
+            covered = covered | piece
+        rest = extra - covered
+        if not rest.is_empty():
+            pieces.append((rest, "further packets (description truncated)"))
+        named = f"{_rule_name(ref)} ({ref.where})"
+        remediation = f"remove or narrow {named}: accept only what the profile permits"
         if hook is Hook.FORWARD:
             remediation += "; a host firewall forwards nothing but replies (FORWARD policy DROP)"
-        out.append(
-            Finding(
-                kind=kind,
-                severity=kind.severity,
-                check=kind.check,
-                message=msg,
-                remediation=remediation,
-                fingerprint=fingerprint(
-                    kind.code, str(family), hook.value, desc, *sorted(r.text for r in refs)
-                ),
-                family=family,
-                hook=hook.value,
-                example=str(example) if example is not None else None,
-                space=desc,
-                rules=refs,
+        note = _unmodeled_note(ev, (key,))
+        for piece, desc in pieces:
+            example = piece.example()
+            msg = (
+                f"{_family_text(family)} {hook.value.upper()} may accept {what} traffic beyond "
+                f"policy: {desc}"
             )
-        )
+            expired = [
+                name for name, s in sorted(allowed.expired.items()) if not s.isdisjoint(piece)
+            ]
+            if expired:
+                msg += f" (permitted only by expired exception {', '.join(expired)})"
+            out.append(
+                Finding(
+                    kind=kind,
+                    severity=kind.severity,
+                    check=kind.check,
+                    message=msg + note,
+                    remediation=remediation,
+                    fingerprint=fingerprint(kind.code, str(family), hook.value, desc, ref.text),
+                    family=family,
+                    hook=hook.value,
+                    example=str(example) if example is not None else None,
+                    space=desc,
+                    rules=(ref,),
+                )
+            )
+    if more:
+        out.append(_more_violations(ev, kind, what, family, more))
     return out
+
+
+def _more_violations(
+    ev: Evaluation,
+    kind: Kind,
+    what: str,
+    family: int,
+    more: list[tuple[RuleKey, HeaderSpace]],
+) -> Finding:
+    """One finding for the accepting rules past :data:`MAX_RULES`: each named, with the
+    first one's example packet."""
+    hook = ev.hook
+    refs = tuple(rule_ref(ev.ruleset, k) for k, _ in more)
+    example = more[0][1].example()
+    n = len(refs)
+    return Finding(
+        kind=kind,
+        severity=kind.severity,
+        check=kind.check,
+        message=(
+            f"{_family_text(family)} {hook.value.upper()}: {n} more rule{'s' if n != 1 else ''} "
+            f"may accept {what} traffic beyond policy (not described one by one; the example "
+            f"is from {_rule_name(refs[0])})"
+        ),
+        remediation="remove or narrow each of these rules: accept only what the profile permits",
+        fingerprint=fingerprint(
+            kind.code, str(family), hook.value, "more", *(r.text for r in refs)
+        ),
+        family=family,
+        hook=hook.value,
+        example=str(example) if example is not None else None,
+        space="further rules (description truncated)",
+        rules=refs,
+    )
 
 
 def _policy_accepts(ev: Evaluation, allowed: Allowed, family: int, hook: Hook) -> list[Finding]:
@@ -393,11 +454,12 @@ def _blocked(
             (Hook.OUTPUT, Hook.INPUT) if egress else (Hook.INPUT, Hook.OUTPUT)
         )
         for hook, reply in ((forward_hook, False), (reply_hook, True)):
-            ev = must.get(hook)
-            if ev is None:
+            whole = must.get(hook)
+            if whole is None:
                 continue
             state = CtState.ESTABLISHED if reply else CtState.NEW
-            need = flow_space(ev.engine, policy, rule, family, ct_states=[state], reply=reply)
+            need = flow_space(whole.engine, policy, rule, family, ct_states=[state], reply=reply)
+            ev = whole.restrict(need)  # the flow's packets alone: a small walk
             missing = need - ev.accepted
             if missing.is_empty():
                 continue
@@ -443,9 +505,9 @@ def check_ruleset(
     """Compliance findings (NG101-NG104, NG110) of one rule set against ``policy``.
 
     ``may``/``must``: the evaluations of ``ruleset`` at the hooks to check (a hook missing is
-    not checked) with ``Approx.MAY`` and ``Approx.MUST``, from one engine that knows ``lo`` and
-    the tunnel interface. ``as_of``:
-    ISO date against which exceptions expire.
+    not checked) with ``Approx.MAY`` and ``Approx.MUST`` (the same object for both is fine
+    when nothing unmodeled decides a packet: ``Slicer.exact``), from one engine that knows
+    ``lo`` and the tunnel interface. ``as_of``: ISO date against which exceptions expire.
     """
     family = ruleset.family
     out: list[Finding] = []
@@ -454,7 +516,7 @@ def check_ruleset(
         if ev is None:
             continue
         allowed = allowed_space(ev.engine, policy, family, hook, as_of)
-        out.extend(_violations(ev, allowed, family, hook))
+        out.extend(_violations(ev, allowed, family))
         out.extend(_policy_accepts(ev, allowed, family, hook))
     out.extend(_blocked(must, policy, ruleset, as_of))
     return out

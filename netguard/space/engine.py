@@ -675,14 +675,20 @@ class Engine:
         # Offsets: .5 / .10 in IPv4, ::5 / ::10 (hexadecimal 0x10) in IPv6.
         node = self._pick_address(node, "dst", family, prefs["dst"], 5)
         node = self._pick_address(node, "src", family, prefs["src"], 10 if family == 4 else 0x10)
-        # Everything else: the least value, bit by bit in variable order.
-        bits: dict[str, bool] = {}
-        for v in self.bdd.variables:
-            low = node & ~b.var(v)
+        # Everything else: the least value in variable order. Down the BDD from the root,
+        # take the low edge whenever it leads to a packet; a variable the path skips is
+        # free, and 0 is least.
+        bits = dict.fromkeys(self.bdd.variables, False)
+        while node != b.true:
+            var = node.var
+            assert var is not None  # not FALSE: every step keeps a satisfiable node
+            low, high = node.low, node.high
+            if node.negated:  # a complemented edge complements both cofactors
+                low, high = ~low, ~high
             if low != b.false:
-                node, bits[v] = low, False
+                node = low
             else:
-                node, bits[v] = node & b.var(v), True
+                node, bits[var] = high, True
         return self._decode(bits)
 
     def _pick_address(
@@ -696,7 +702,10 @@ class Engine:
         vars_ = self.addr_vars(field, family)
         probe = node
         lowest = 0
+        support = b.support(probe)
         for i, v in enumerate(vars_):
+            if v not in support:  # free: 0 is least, and fixing it changes nothing else
+                continue
             low = probe & ~b.var(v)
             if low != b.false:
                 probe = low

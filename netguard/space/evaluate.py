@@ -31,7 +31,7 @@ that are not may-deny (a sound under-approximation). EXACT refuses unmodeled par
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 
 from netguard.cidr import PrefixSet
@@ -47,6 +47,7 @@ from netguard.model.ruleset import (
 )
 from netguard.space._bdd import Node
 from netguard.space.engine import Approx, Engine, HeaderSpace, UnmodeledError
+from netguard.space.index import Box, RuleIndex
 from netguard.space.packet import PORT_PROTOCOLS, Packet
 
 __all__ = [
@@ -54,6 +55,7 @@ __all__ = [
     "Evaluation",
     "RuleKey",
     "Shadowing",
+    "Slicer",
     "TraceStep",
     "evaluate",
     "match_packet",
@@ -117,18 +119,33 @@ class Evaluation:
     hook: Hook
     approx: Approx
     engine: Engine
-    accepted: HeaderSpace
-    denied: HeaderSpace
-    uncertain: HeaderSpace
+    totals: _Totals = field(repr=False)
     decided_by: Mapping[RuleKey, HeaderSpace]
     reached: Mapping[RuleKey, HeaderSpace]
     matched: Mapping[RuleKey, HeaderSpace]
     consumed: Mapping[RuleKey, HeaderSpace]
     entered: Mapping[str, HeaderSpace]
     rules: Mapping[RuleKey, Rule] = field(repr=False)
+    entry: HeaderSpace | None = None
+    slicer: Slicer | None = field(default=None, repr=False)
     _match_cache: dict[RuleKey, HeaderSpace] = field(
         default_factory=dict, repr=False, compare=False
     )
+
+    @property
+    def accepted(self) -> HeaderSpace:
+        """The packets the hook accepts (may accept with MAY, must with MUST)."""
+        return self.totals.get()[0]
+
+    @property
+    def denied(self) -> HeaderSpace:
+        """The packets the hook denies: the rest of the evaluated packets."""
+        return self.totals.get()[1]
+
+    @property
+    def uncertain(self) -> HeaderSpace:
+        """The packets whose verdict depends on unmodeled parts (empty with EXACT)."""
+        return self.totals.get()[2]
 
     def match_space(self, key: RuleKey) -> HeaderSpace:
         """The packets of the rule set's family that rule ``key``'s match selects (unmodeled
@@ -138,6 +155,15 @@ class Evaluation:
             got = self.engine.match(self.rules[key].match, self.ruleset.family, Approx.MAY)
             self._match_cache[key] = got
         return got
+
+    def restrict(self, entry: HeaderSpace) -> Evaluation:
+        """The same evaluation restricted to the packets of ``entry`` (walked anew: cheap
+        when ``entry`` is small; every set is this evaluation's set intersected with
+        ``entry``)."""
+        slicer = self.slicer or Slicer(self.ruleset, self.hook, self.engine, self.approx)
+        if self.entry is not None:
+            entry = entry & self.entry
+        return slicer.evaluate(entry)
 
     def accepts(self, packet: Packet) -> bool:
         """True when ``packet`` is in ``accepted``."""
@@ -165,12 +191,21 @@ class Evaluation:
         if entered is None:
             return ()
         left = self.match_space(key) & entered
+        consumed = self.consumed
+        if isinstance(consumed, _Spaces):  # only the visited rules can take packets
+            earlier = sorted(
+                k.position
+                for k, _ in consumed.visited()
+                if k.chain == key.chain and k.position < key.position
+            )
+        else:  # pragma: no cover - evaluations always hold _Spaces
+            earlier = [r.position for r in chain.rules if r.position < key.position]
         out: list[RuleKey] = []
-        for rule in chain.rules:
-            if left.is_empty() or rule.position == key.position:
+        for position in earlier:
+            if left.is_empty():
                 break
-            k = RuleKey(key.chain, rule.position)
-            taken = left & self.consumed[k]
+            k = RuleKey(key.chain, position)
+            taken = left & consumed[k]
             if not taken.is_empty():
                 out.append(k)
                 left = left - taken
@@ -279,20 +314,39 @@ def _check_interfaces(ruleset: RuleSet, engine: Engine) -> None:
 # --- the walk ---------------------------------------------------------------------------------
 
 
+#: The walk keeps the packets still undecided in a chain as ``base - local``: ``base`` a
+#: (possibly large) set fixed for a block of rules, ``local`` the (small) union of what the
+#: block's rules took. Each rule then costs operations on small sets only; ``base`` is
+#: rebuilt once ``local`` grows past this many BDD nodes. Rebuilding after every rule (the
+#: plain walk) makes each rule cost time in proportion to the whole undecided set: quadratic
+#: in the number of rules.
+_BLOCK_NODES = 4096
+
+
 class _Walker:
-    def __init__(self, ruleset: RuleSet, engine: Engine) -> None:
+    def __init__(
+        self,
+        ruleset: RuleSet,
+        engine: Engine,
+        index: RuleIndex | None = None,
+        bounds: dict[Match, tuple[Node, Node]] | None = None,
+    ) -> None:
         self.ruleset = ruleset
         self.engine = engine
+        self.index = index
         b = engine.bdd
         self.false = b.false
-        self.bounds: dict[Match, tuple[Node, Node]] = {}
-        self.reached: dict[RuleKey, Node] = {}
+        self.bounds: dict[Match, tuple[Node, Node]] = {} if bounds is None else bounds
+        self.reached: dict[RuleKey, list[tuple[Node, Node]]] = {}
         self.matched: dict[RuleKey, Node] = {}
         self.consumed: dict[RuleKey, Node] = {}
         self.decided: dict[RuleKey, Node] = {}
         self.entered: dict[str, Node] = {}
         self.accept = b.false
         self.deny = b.false
+        #: Whether to build the accept/deny unions while walking (needed between base
+        #: chains); otherwise they are derived from ``decided`` when asked for.
+        self.gather = True
 
     def _bounds(self, match: Match) -> tuple[Node, Node]:
         got = self.bounds.get(match)
@@ -306,51 +360,218 @@ class _Walker:
         prev = table.get(key)
         table[key] = node if prev is None else prev | node
 
-    def walk(self, chain: Chain, entry: Node) -> Node:
-        """Run ``entry`` through ``chain``; return the packets that (may) return from it."""
+    def walk(self, chain: Chain, entry: Node, box: Box | None = None) -> Node:
+        """Run ``entry`` through ``chain``; return the packets that (may) return from it.
+
+        With an index and ``box`` (a box holding every packet of ``entry``), only the rules
+        whose box meets ``box`` are visited: the others match nothing of ``entry``; the
+        undecided packets, a subset of the small ``entry``, are updated after each rule.
+        Otherwise the undecided packets before each rule are ``base - local`` (see
+        ``_BLOCK_NODES``);
+        the verdicts of a block are gathered in ``accept``/``deny`` and merged into the
+        walker's totals when the block ends."""
         false = self.false
         self.entered[chain.name] = self.entered.get(chain.name, false) | entry
-        cur = entry
-        returned = false
-        for rule in chain.rules:
+        base = entry
+        local = false
+        accept = deny = returned = false
+        index = self.index
+        gather = self.gather
+        rules = chain.rules if index is None or box is None else index.select(chain.name, box)
+        for rule in rules:
             key = RuleKey(chain.name, rule.position)
             kind = rule.action.kind
-            self._add(self.reached, key, cur)
+            self.reached.setdefault(key, []).append((base, local))
             lower, upper = self._bounds(rule.match)
             if kind in _VERDICTS:
                 self._add(self.decided, key, false)
-            if cur == false:
+            if base == false:
                 self._add(self.matched, key, false)
                 continue
-            hit = cur & upper
+            hit = base & (upper & ~local) if local != false else base & upper
             self._add(self.matched, key, hit)
             if hit == false or kind in (ActionKind.LOG, ActionKind.CONTINUE):
                 continue
-            rest = cur & ~lower
+            taken = lower
             consumed = hit
             if kind is ActionKind.ACCEPT:
-                self.accept = self.accept | hit
+                if gather:
+                    accept = accept | hit
                 self._add(self.decided, key, hit)
             elif kind in (ActionKind.DROP, ActionKind.REJECT):
-                self.deny = self.deny | hit
+                if gather:
+                    deny = deny | hit
                 self._add(self.decided, key, hit)
             elif kind is ActionKind.UNMODELED:
-                self.accept = self.accept | hit
-                self.deny = self.deny | hit
+                if gather:
+                    accept = accept | hit
+                    deny = deny | hit
                 self._add(self.decided, key, hit)
             elif kind is ActionKind.RETURN:
                 returned = returned | hit
             else:
                 assert rule.action.chain is not None
-                back = self.walk(self.ruleset.chains[rule.action.chain], hit)
+                inner = None
+                if index is not None and box is not None:
+                    inner = box & index.box(chain.name, rule.position)
+                back = self.walk(self.ruleset.chains[rule.action.chain], hit, inner)
                 if kind is ActionKind.JUMP:
-                    rest = rest | back
+                    # back lies inside hit, so inside base - local: taking lower - back
+                    # leaves exactly (undecided - lower) | back.
+                    taken = lower & ~back
                     consumed = hit & ~back
                 else:
                     returned = returned | back
             self._add(self.consumed, key, consumed)
-            cur = rest
-        return returned | cur
+            if taken == false:
+                continue
+            if box is not None:  # a slice: the undecided packets are few, update them
+                base = base & ~taken
+            else:
+                local = local | taken
+                if local.dag_size > _BLOCK_NODES:
+                    base, local = base & ~local, false
+                    if gather:
+                        self.accept, self.deny = self.accept | accept, self.deny | deny
+                        accept = deny = false
+        if gather:
+            self.accept, self.deny = self.accept | accept, self.deny | deny
+        return returned | (base & ~local)
+
+
+def _union(nodes: list[Node], false: Node) -> Node:
+    """The union of ``nodes``, pairwise (balanced): far cheaper than adding them one by one
+    to a growing set."""
+    if not nodes:
+        return false
+    while len(nodes) > 1:
+        nodes = [
+            nodes[i] | nodes[i + 1] if i + 1 < len(nodes) else nodes[i]
+            for i in range(0, len(nodes), 2)
+        ]
+    return nodes[0]
+
+
+class _Totals:
+    """``accepted``/``denied``/``uncertain`` of an evaluation, built on first use.
+
+    Either given (``may_accept``/``may_deny``) or, for one base chain, derived from the
+    decided sets in ``pending``: ``(packets, policy_drops, action kind)`` per rule or policy
+    (kind None for the policy): ACCEPT and an accepting policy may accept, DROP, REJECT and a
+    DROP policy may deny, an UNMODELED target both."""
+
+    def __init__(self, engine: Engine, approx: Approx, start: Node) -> None:
+        self.engine = engine
+        self.approx = approx
+        self.start = start
+        self.may_accept: Node | None = None
+        self.may_deny: Node | None = None
+        self.pending: list[tuple[Node, bool, ActionKind | None]] = []
+        self._done: tuple[HeaderSpace, HeaderSpace, HeaderSpace] | None = None
+
+    def get(self) -> tuple[HeaderSpace, HeaderSpace, HeaderSpace]:
+        """``(accepted, denied, uncertain)``."""
+        if self._done is None:
+            false = self.engine.bdd.false
+            if self.may_accept is None or self.may_deny is None:
+                acc: list[Node] = []
+                den: list[Node] = []
+                for node, policy_drops, kind in self.pending:
+                    if kind is None:
+                        (den if policy_drops else acc).append(node)
+                    elif kind is ActionKind.ACCEPT:
+                        acc.append(node)
+                    elif kind in (ActionKind.DROP, ActionKind.REJECT):
+                        den.append(node)
+                    elif kind is ActionKind.UNMODELED:
+                        acc.append(node)
+                        den.append(node)
+                self.may_accept, self.may_deny = _union(acc, false), _union(den, false)
+                self.pending = []
+            may_accept, may_deny = self.may_accept, self.may_deny
+            if self.approx is Approx.MUST:
+                accepted, denied = self.start & ~may_deny, may_deny
+            else:
+                accepted, denied = may_accept, self.start & ~may_accept
+            e = self.engine
+            self._done = (
+                HeaderSpace(e, accepted),
+                HeaderSpace(e, denied),
+                HeaderSpace(e, may_accept & may_deny),
+            )
+        return self._done
+
+
+class _Spaces(Mapping[RuleKey, HeaderSpace]):
+    """Rule key -> packets: the walk's sets for the keys it visited, the empty set for the
+    other ``keys`` (a restricted walk visits only the rules that meet its entry)."""
+
+    def __init__(
+        self, engine: Engine, nodes: Mapping[RuleKey, Node], keys: Collection[RuleKey]
+    ) -> None:
+        self._engine = engine
+        self._nodes = nodes
+        self._keys = keys
+        self._none = engine.none()
+
+    def __getitem__(self, key: RuleKey) -> HeaderSpace:
+        node = self._nodes.get(key)
+        if node is not None:
+            return HeaderSpace(self._engine, node)
+        if key in self._keys:
+            return self._none
+        raise KeyError(key)
+
+    def __contains__(self, key: object) -> bool:
+        return key in self._nodes or key in self._keys
+
+    def __iter__(self) -> Iterator[RuleKey]:
+        yield from self._nodes
+        for key in self._keys:
+            if key not in self._nodes:
+                yield key
+
+    def __len__(self) -> int:
+        return len(self._keys) + sum(1 for k in self._nodes if k not in self._keys)
+
+    def visited(self) -> Iterator[tuple[RuleKey, HeaderSpace]]:
+        """The keys the walk visited and their (possibly empty) sets: every key whose set
+        may be non-empty."""
+        for key, node in self._nodes.items():
+            yield key, HeaderSpace(self._engine, node)
+
+
+class _Reached(Mapping[RuleKey, HeaderSpace]):
+    """``Evaluation.reached``, computed on first use: each rule's packets are kept as the
+    ``(base, local)`` pairs of the walk (``base - local`` per call of its chain)."""
+
+    def __init__(
+        self,
+        engine: Engine,
+        parts: dict[RuleKey, list[tuple[Node, Node]]],
+        keys: Collection[RuleKey],
+    ) -> None:
+        self._engine = engine
+        self._parts = parts
+        self._keys = keys
+        self._done: dict[RuleKey, HeaderSpace] = {}
+
+    def __getitem__(self, key: RuleKey) -> HeaderSpace:
+        got = self._done.get(key)
+        if got is None:
+            if key not in self._keys:
+                raise KeyError(key)
+            node = self._engine.bdd.false
+            for base, local in self._parts.get(key, ()):
+                node = node | (base & ~local)
+            got = self._done[key] = HeaderSpace(self._engine, node)
+        return got
+
+    def __iter__(self) -> Iterator[RuleKey]:
+        return iter(self._keys)
+
+    def __len__(self) -> int:
+        return len(self._keys)
 
 
 def evaluate(
@@ -358,72 +579,166 @@ def evaluate(
     hook: Hook,
     engine: Engine | None = None,
     approx: Approx = Approx.EXACT,
+    entry: HeaderSpace | None = None,
 ) -> Evaluation:
     """Evaluate ``ruleset`` at ``hook`` over every packet of its family (see the module
-    docstring for the semantics and for ``approx``).
+    docstring for the semantics and for ``approx``), or only over the packets of ``entry``.
 
     ``engine`` defaults to ``Engine.for_rulesets(ruleset)``; a given engine must know every
     interface the rule set names (``ValueError`` otherwise). Raises ``InputError`` for loops
     or bad jump targets and, with EXACT, ``UnmodeledError``. A hook without base chains
     accepts everything.
+
+    With ``entry``, every set of the result is the whole evaluation's set intersected with
+    ``entry`` (the walk is the same for each packet, whatever the others do): ``accepted``
+    and ``denied`` partition ``entry``'s packets of the family. A small entry is cheap to
+    evaluate; :class:`Slicer` evaluates many such slices of one rule set.
     """
     if engine is None:
         engine = Engine.for_rulesets(ruleset)
-    _check_interfaces(ruleset, engine)
-    _check_structure(ruleset)
-    if approx is Approx.EXACT:
-        _check_modeled(ruleset, hook)
-    b = engine.bdd
-    w = _Walker(ruleset, engine)
-    universe = engine.all(ruleset.family).node
-    current = universe
-    may_deny = b.false
-    for base in ruleset.base_chains(hook):
-        w.accept = w.deny = b.false
-        back = w.walk(base, current)
-        key = RuleKey(base.name, POLICY)
-        w._add(w.decided, key, back)
-        if base.policy is ActionKind.DROP:
-            w.deny = w.deny | back
+    if entry is not None and entry.engine is not engine:
+        raise ValueError("entry comes from another engine")
+    return Slicer(ruleset, hook, engine, approx).evaluate(entry)
+
+
+class Slicer:
+    """Evaluations of one rule set at one hook restricted to parts of the header space.
+
+    The rule set's structure (and, with EXACT, that nothing is unmodeled) is checked once,
+    at construction (errors as for :func:`evaluate`). :meth:`evaluate` gives the
+    evaluation restricted to a set (``None``: every packet); :meth:`for_rule` the one
+    restricted to a rule's own match, where only the rules whose boxes meet that match are
+    walked (:class:`~netguard.space.index.RuleIndex`): exact, and in proportion to the
+    rules that overlap it rather than to the whole rule set. Everything a check needs to
+    know about one rule (the packets it decides, whether any packet reaches and matches it,
+    which earlier rules take its packets) lies inside its match, so a check of every rule
+    costs the sum of those overlaps instead of operations on the whole rule set's BDD,
+    which grows faster than linearly with random rules.
+    """
+
+    def __init__(
+        self,
+        ruleset: RuleSet,
+        hook: Hook,
+        engine: Engine,
+        approx: Approx = Approx.EXACT,
+        index: RuleIndex | None = None,
+    ) -> None:
+        _check_interfaces(ruleset, engine)
+        _check_structure(ruleset)
+        if approx is Approx.EXACT:
+            _check_modeled(ruleset, hook)
+        self.ruleset = ruleset
+        self.hook = hook
+        self.engine = engine
+        self.approx = approx
+        self._index = index
+        self.rules: dict[RuleKey, Rule] = {
+            RuleKey(chain.name, rule.position): rule
+            for chain in ruleset.chains.values()
+            for rule in chain.rules
+        }
+        self._verdict_keys = frozenset(
+            k for k, r in self.rules.items() if r.action.kind in _VERDICTS
+        ) | {RuleKey(c.name, POLICY) for c in ruleset.base_chains(hook)}
+        self._bounds: dict[Match, tuple[Node, Node]] = {}
+        self._universe = engine.all(ruleset.family)
+
+    @property
+    def exact(self) -> bool:
+        """True when nothing unmodeled can decide a packet at this hook (every unmodeled
+        condition sits on a LOG or CONTINUE rule): the MAY and MUST evaluations agree."""
+        for rule in _reachable_rules(self.ruleset, self.hook):
+            if rule.action.kind is ActionKind.UNMODELED:
+                return False
+            if rule.match.unmodeled and rule.action.kind not in (
+                ActionKind.LOG,
+                ActionKind.CONTINUE,
+            ):
+                return False
+        return True
+
+    @property
+    def index(self) -> RuleIndex:
+        """The rule boxes (built on first use)."""
+        if self._index is None:
+            self._index = RuleIndex(self.ruleset)
+        return self._index
+
+    def reachable(self) -> list[RuleKey]:
+        """Keys of the rules in the chains the hook's base chains reach, in key order."""
+        return sorted(
+            {
+                RuleKey(r.chain, r.position)
+                for r in _reachable_rules(self.ruleset, self.hook)
+                if r.chain in self.ruleset.chains
+            }
+        )
+
+    def for_rule(self, key: RuleKey) -> Evaluation:
+        """The evaluation restricted to the packets rule ``key``'s match may select."""
+        rule = self.rules[key]
+        lower_upper = self._bounds.get(rule.match)
+        if lower_upper is None:
+            upper = self.engine.match_node(rule.match, self.ruleset.family)
+            lower_upper = (self.engine.bdd.false if rule.match.unmodeled else upper, upper)
+            self._bounds[rule.match] = lower_upper
+        entry = HeaderSpace(self.engine, lower_upper[1] & self._universe.node)
+        return self.evaluate(entry, self.index.box(key.chain, key.position))
+
+    def evaluate(self, entry: HeaderSpace | None = None, box: Box | None = None) -> Evaluation:
+        """The evaluation restricted to ``entry`` (``None``: every packet of the family).
+        ``box``, when given, must hold every packet of ``entry``: only rules meeting it are
+        walked."""
+        engine, ruleset = self.engine, self.ruleset
+        b = engine.bdd
+        w = _Walker(ruleset, engine, self._index if box is not None else None, self._bounds)
+        universe = self._universe.node
+        current = universe if entry is None else universe & entry.node
+        start = current
+        bases = ruleset.base_chains(self.hook)
+        # With one base chain the verdict unions follow from the decided sets, when (and
+        # if) they are asked for; between base chains the accepted packets are the entry
+        # of the next one, so they are gathered while walking.
+        w.gather = len(bases) > 1
+        may_deny = b.false
+        for base in bases:
+            w.accept = w.deny = b.false
+            back = w.walk(base, current, box)
+            key = RuleKey(base.name, POLICY)
+            w._add(w.decided, key, back)
+            if base.policy is ActionKind.DROP:
+                w.deny = w.deny | back
+            else:
+                w.accept = w.accept | back
+            may_deny = may_deny | w.deny
+            current = w.accept
+        totals = _Totals(engine, self.approx, start)
+        if w.gather or not bases:
+            totals.may_accept, totals.may_deny = current, may_deny
         else:
-            w.accept = w.accept | back
-        may_deny = may_deny | w.deny
-        current = w.accept
-    may_accept = current
-    if approx is Approx.MUST:
-        accepted, denied = universe & ~may_deny, may_deny
-    else:
-        accepted, denied = may_accept, universe & ~may_accept
-    rules = {
-        RuleKey(chain.name, rule.position): rule
-        for chain in ruleset.chains.values()
-        for rule in chain.rules
-    }
-
-    def wrap(table: Mapping[RuleKey, Node]) -> dict[RuleKey, HeaderSpace]:
-        return {k: HeaderSpace(engine, v) for k, v in table.items()}
-
-    for key, rule in rules.items():  # rules no packet enters
-        w.reached.setdefault(key, b.false)
-        w.matched.setdefault(key, b.false)
-        w.consumed.setdefault(key, b.false)
-        if rule.action.kind in _VERDICTS:
-            w.decided.setdefault(key, b.false)
-    return Evaluation(
-        ruleset=ruleset,
-        hook=hook,
-        approx=approx,
-        engine=engine,
-        accepted=HeaderSpace(engine, accepted),
-        denied=HeaderSpace(engine, denied),
-        uncertain=HeaderSpace(engine, may_accept & may_deny),
-        decided_by=wrap(w.decided),
-        reached=wrap(w.reached),
-        matched=wrap(w.matched),
-        consumed=wrap(w.consumed),
-        entered={k: HeaderSpace(engine, v) for k, v in w.entered.items()},
-        rules=rules,
-    )
+            base = bases[0]
+            totals.pending = [
+                (w.decided[k], k.is_policy and base.policy is ActionKind.DROP, kind)
+                for k in w.decided
+                for kind in [None if k.is_policy else self.rules[k].action.kind]
+            ]
+        keys = self.rules.keys()
+        return Evaluation(
+            ruleset=ruleset,
+            hook=self.hook,
+            approx=self.approx,
+            engine=engine,
+            totals=totals,
+            decided_by=_Spaces(engine, w.decided, self._verdict_keys),
+            reached=_Reached(engine, w.reached, keys),
+            matched=_Spaces(engine, w.matched, keys),
+            consumed=_Spaces(engine, w.consumed, keys),
+            entered={k: HeaderSpace(engine, v) for k, v in w.entered.items()},
+            rules=self.rules,
+            entry=None if entry is None else HeaderSpace(engine, start),
+            slicer=self,
+        )
 
 
 # --- one concrete packet ----------------------------------------------------------------------
