@@ -552,3 +552,24 @@ def test_security_group_too_wide() -> None:
         (6, "ingress-webhook-ingest"),
         (4, "exception-ntp"),
     } <= blocked
+
+
+def test_unfiltered_hooks_are_violations(tmp_path: Path) -> None:
+    """An nft ruleset with no filter base chain filters nothing: every hook of both families
+    accepts every packet (netfilter's default), so each is a violation with an example the
+    profile does not allow (regression: it used to pass with NG401 notes only)."""
+    path = tmp_path / "empty.json"
+    path.write_text('{"nftables": [{"metainfo": {"json_schema_version": 1}}]}')
+    result = _cli("check", PUBLIC, "--config", path)
+    assert result.exit_code == 1
+    report = _report(PUBLIC, path)
+    assert not report.compliant
+    got = {(f.code, f.family) for f in report.findings if f.code in ("NG101", "NG102", "NG103")}
+    assert got == {(c, fam) for c in ("NG101", "NG102", "NG103") for fam in (4, 6)}
+    for f in _of(report, "NG101"):
+        p = _packet(f)
+        assert f.rules == () and "not filtered" in f.message
+        # public-https allows TCP 443 to 198.51.100.0/25 and .128/26 (IPv4), DNS to the
+        # resolvers, NTP by exception: the example must be outside all of that.
+        vendor = ("198.51.100.0/25", "198.51.100.128/26", "2001:db8:100::/48")
+        assert not (p.protocol == 6 and p.dport == 443 and any(_in(p.dst, n) for n in vendor))

@@ -304,6 +304,8 @@ def _violations(ev: Evaluation, allowed: Allowed, family: int) -> list[Finding]:
     kind = KINDS[_KIND_BY_HOOK[hook]]
     what = {Hook.OUTPUT: "egress", Hook.INPUT: "ingress", Hook.FORWARD: "forwarded"}[hook]
     ruleset = ev.ruleset
+    if not ruleset.base_chains(hook):
+        return _unfiltered(ev, allowed, family, kind, what)
     several = len(ruleset.base_chains(hook)) > 1
     out: list[Finding] = []
     more: list[tuple[RuleKey, HeaderSpace]] = []
@@ -363,6 +365,39 @@ def _violations(ev: Evaluation, allowed: Allowed, family: int) -> list[Finding]:
     if more:
         out.append(_more_violations(ev, kind, what, family, more))
     return out
+
+
+def _unfiltered(
+    ev: Evaluation, allowed: Allowed, family: int, kind: Kind, what: str
+) -> list[Finding]:
+    """A hook no base chain filters accepts every packet (netfilter's default): one finding
+    for what that lets through beyond policy, naming no rule."""
+    hook = ev.hook
+    extra = ev.accepted - allowed.space
+    if extra.is_empty():  # pragma: no cover - a profile never allows every packet
+        return []
+    example = extra.example()
+    return [
+        Finding(
+            kind=kind,
+            severity=kind.severity,
+            check=kind.check,
+            message=(
+                f"{_family_text(family)} {hook.value.upper()} is not filtered at all (no base "
+                f"chain on the hook): it accepts every {what} packet, beyond policy"
+            ),
+            remediation=(
+                f"add a base chain on the {hook.value} hook with policy DROP that accepts only "
+                "what the profile permits (netguard generate writes one)"
+            ),
+            fingerprint=fingerprint(kind.code, str(family), hook.value, "unfiltered"),
+            family=family,
+            hook=hook.value,
+            example=str(example) if example is not None else None,
+            space="any (no base chain)",
+            rules=(),
+        )
+    ]
 
 
 def _more_violations(

@@ -1,0 +1,265 @@
+"""The review document: one JSON-shaped dict every format is rendered from.
+
+``build_document`` joins the layers (:mod:`netguard.review.structural`,
+:mod:`netguard.review.semantic`) and, for ``netguard review``, compliance at both ends
+(``netguard check``'s :func:`~netguard.check.build_report` on each end, findings compared by
+code, family, hook and the packets concerned, see ``_finding_key``), the profile's exceptions
+that expire before the next review (within :data:`NEXT_REVIEW_DAYS` of the review date: the
+guide asks for quarterly reviews) and a sign-off block. The JSON form carries
+``"version": DOCUMENT_VERSION``.
+
+Top-level keys: ``kind`` ("diff" or "review"), ``version``, ``generated_at``, ``review_date``,
+``old``/``new`` (snapshot descriptions), ``summary``, ``semantic``, ``structural``, and for a
+review ``deployment``, ``compliance``, ``exceptions``, ``signoff``.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from dataclasses import asdict
+from pathlib import Path
+from typing import Any
+
+from netguard import __version__
+from netguard.check import CheckOptions, build_report
+from netguard.checks import CheckReport, Finding
+from netguard.review.load import MaterialisedEnd
+from netguard.review.semantic import SemanticDiff
+from netguard.review.snapshot import Snapshot
+from netguard.review.structural import StructuralDiff
+
+__all__ = [
+    "DOCUMENT_VERSION",
+    "NEXT_REVIEW_DAYS",
+    "build_document",
+    "compliance_section",
+    "expiring_exceptions",
+]
+
+DOCUMENT_VERSION = 1
+#: Exceptions expiring within this many days of the review date are listed (a quarter,
+#: rounded up: the longest three consecutive months have 92 days).
+NEXT_REVIEW_DAYS = 92
+
+
+def _snapshot_info(snap: Snapshot) -> dict[str, Any]:
+    return {
+        "label": snap.label,
+        "path": str(snap.path) if snap.path is not None else None,
+        "taken_at": snap.taken_at,
+        "source": snap.source,
+        "host": snap.host,
+        "account": snap.account,
+        "region": snap.region,
+        "netguard_version": snap.netguard_version,
+        "commands": [" ".join(c.argv) for c in snap.commands],
+        "parts": [{"name": p.name, "format": p.format, "sha256": p.sha256} for p in snap.parts],
+    }
+
+
+def _rule(view: Any) -> dict[str, Any] | None:
+    return asdict(view) if view is not None else None
+
+
+def _structural(diff: StructuralDiff) -> dict[str, Any]:
+    pairs = []
+    for p in diff.pairs:
+        if not (p.chains or p.rules or p.match_changed):
+            continue
+        pairs.append(
+            {
+                "ruleset": p.label,
+                "family": p.family,
+                "format": p.format,
+                "chains": [asdict(c) for c in p.chains],
+                "rules": [
+                    {
+                        "kind": r.kind,
+                        "chain": r.chain,
+                        "detail": r.detail,
+                        "old": _rule(r.old),
+                        "new": _rule(r.new),
+                    }
+                    for r in p.rules
+                ],
+                "set_affected_rules": [
+                    {"old": _rule(a), "new": _rule(b)} for a, b in p.match_changed
+                ],
+            }
+        )
+    return {
+        "counts": diff.counts,
+        "rulesets": pairs,
+        "sets": [asdict(s) for s in diff.sets],
+        "security_groups": [asdict(g) for g in diff.groups],
+    }
+
+
+def _semantic(sem: SemanticDiff) -> dict[str, Any]:
+    return {
+        "changed": sem.changed,
+        "hooks": [
+            {
+                "ruleset": h.label,
+                "family": h.family,
+                "hook": h.hook,
+                "region": h.region,
+                "permitted": [asdict(f) for f in h.permitted],
+                "denied": [asdict(f) for f in h.denied],
+                "truncated_permitted": h.truncated_permitted,
+                "truncated_denied": h.truncated_denied,
+            }
+            for h in sem.hooks
+        ],
+        "unchanged": list(sem.unchanged),
+    }
+
+
+def _finding(f: Finding, end: MaterialisedEnd) -> dict[str, Any]:
+    prefix = str(end.directory) + "/"
+    return {
+        "code": f.code,
+        "severity": f.severity.value,
+        "title": f.kind.title,
+        "message": f.message.replace(prefix, ""),
+        "family": f.family,
+        "hook": f.hook,
+        "example": f.example,
+        "space": f.space,
+        "rules": [
+            f"{r.chain} rule {r.position}: {r.text} [{end.display(r.source)}:{r.line}]"
+            if r.position
+            else f"{r.chain} policy {r.verdict} [{end.display(r.source)}:{r.line}]"
+            for r in f.rules
+        ],
+        "fingerprint": f.fingerprint,
+    }
+
+
+_PLACE = re.compile(r"\S+:\d+")
+
+
+def _finding_key(f: Finding, end: MaterialisedEnd) -> tuple[object, ...]:
+    """What identifies a finding across ends: its code, family, hook and the packets it is
+    about (``space``) or else its message without file:line places. (``Finding.fingerprint``
+    includes the rule text as written, counters and comment included, so it changes when
+    only counters do.)"""
+    if f.space:
+        return (f.code, f.family, f.hook, f.space)
+    message = f.message.replace(str(end.directory) + "/", "")
+    return (f.code, f.family, f.hook, _PLACE.sub("", message))
+
+
+def compliance_section(
+    deployment: Path, old: MaterialisedEnd, new: MaterialisedEnd, review_date: dt.date
+) -> tuple[dict[str, Any], CheckReport, CheckReport]:
+    """``netguard check`` on both ends against ``deployment`` as of ``review_date``; the
+    findings that appeared (in NEW only), went away (OLD only) and persist (both), by
+    code, family, hook and the packets concerned. Raises what ``build_report`` raises (exit 2/3)."""
+    reports = []
+    for end in (old, new):
+        options = CheckOptions(deployment=deployment, configs=end.paths, as_of=review_date)
+        reports.append(build_report(options))
+    rep_old, rep_new = reports
+    key_old = {_finding_key(f, old): f for f in rep_old.findings}
+    key_new = {_finding_key(f, new): f for f in rep_new.findings}
+    appeared = [_finding(f, new) for k, f in key_new.items() if k not in key_old]
+    resolved = [_finding(f, old) for k, f in key_old.items() if k not in key_new]
+    persisting = [_finding(f, new) for k, f in key_new.items() if k in key_old]
+    section = {
+        "deployment": rep_new.deployment,
+        "mode": rep_new.mode,
+        "as_of": rep_new.as_of,
+        "old": {"compliant": rep_old.compliant, "counts": rep_old.counts()},
+        "new": {"compliant": rep_new.compliant, "counts": rep_new.counts()},
+        "appeared": appeared,
+        "resolved": resolved,
+        "persisting": persisting,
+    }
+    return section, rep_old, rep_new
+
+
+def expiring_exceptions(deployment: Path, review_date: dt.date) -> list[dict[str, Any]]:
+    """The profile's exceptions whose ``expires`` is at most :data:`NEXT_REVIEW_DAYS` days
+    after ``review_date`` (already expired ones included), earliest first, each with
+    ``days_left`` (negative once expired)."""
+    from netguard.profiles import load_deployment
+
+    loaded = load_deployment(deployment, allow_expired=True)
+    horizon = review_date + dt.timedelta(days=NEXT_REVIEW_DAYS)
+    out = []
+    for index, exc in enumerate(loaded.profile.exceptions):
+        if exc.expires > horizon:
+            continue
+        loc = loaded.source.locate(("exceptions", index, "expires"))
+        out.append(
+            {
+                "name": exc.name,
+                "expires": exc.expires.isoformat(),
+                "days_left": (exc.expires - review_date).days,
+                "reason": exc.reason,
+                "ticket": exc.ticket,
+                "where": f"{loc.path}:{loc.line}",
+                "flow": f"{exc.direction} {exc.protocol} to "
+                + ", ".join(str(p) for p in exc.peers),
+            }
+        )
+    return sorted(out, key=lambda e: (e["expires"], e["name"]))
+
+
+def build_document(
+    *,
+    kind: str,
+    old: MaterialisedEnd,
+    new: MaterialisedEnd,
+    structural: StructuralDiff,
+    semantic: SemanticDiff,
+    review_date: dt.date,
+    deployment: Path | None = None,
+    reviewer: str | None = None,
+    next_review_days: int = NEXT_REVIEW_DAYS,
+) -> dict[str, Any]:
+    """The document (module docstring). With ``deployment`` (``kind`` "review") the
+    compliance, exception and sign-off sections are added. Raises what the check raises."""
+    permitted = sum(len(h.permitted) for h in semantic.hooks)
+    denied = sum(len(h.denied) for h in semantic.hooks)
+    doc: dict[str, Any] = {
+        "kind": kind,
+        "version": DOCUMENT_VERSION,
+        "netguard_version": __version__,
+        "generated_at": dt.datetime.now(dt.UTC).replace(microsecond=0).isoformat(),
+        "review_date": review_date.isoformat(),
+        "old": _snapshot_info(old.snapshot),
+        "new": _snapshot_info(new.snapshot),
+        "notes": sorted(set(old.notes) | set(new.notes)),
+    }
+    summary: dict[str, Any] = {
+        "semantic_change": semantic.changed,
+        "newly_permitted": permitted,
+        "newly_denied": denied,
+        "structural": structural.counts,
+        "structural_change": not structural.empty,
+    }
+    if deployment is not None:
+        section, _, rep_new = compliance_section(deployment, old, new, review_date)
+        exceptions = expiring_exceptions(deployment, review_date)
+        doc["deployment"] = str(deployment)
+        doc["compliance"] = section
+        doc["exceptions"] = {
+            "horizon_days": next_review_days,
+            "until": (review_date + dt.timedelta(days=next_review_days)).isoformat(),
+            "items": exceptions,
+        }
+        doc["signoff"] = {"reviewer": reviewer or "", "date": "", "decision": "", "notes": ""}
+        summary.update(
+            compliant=rep_new.compliant,
+            violations_appeared=len(section["appeared"]),
+            violations_resolved=len(section["resolved"]),
+            findings=rep_new.counts(),
+            exceptions_expiring=len(exceptions),
+        )
+    doc["summary"] = summary
+    doc["semantic"] = _semantic(semantic)
+    doc["structural"] = _structural(structural)
+    return doc
