@@ -237,7 +237,7 @@ def _port_list(ctx: click.Context, param: click.Parameter, value: str | None) ->
     ports: list[int] = []
     for word in value.split(","):
         word = word.strip()
-        if not word.isdigit() or not 1 <= int(word) <= 65535:
+        if not (word.isascii() and word.isdigit()) or not 1 <= int(word) <= 65535:
             raise click.BadParameter(f"expected ports 1-65535 separated by commas, got {word!r}")
         ports.append(int(word))
     return ports

@@ -144,6 +144,8 @@ class Server:
         self.port = self.sock.getsockname()[1]
         self.stop = threading.Event()
         self.conns: list[socket.socket] = []
+        self.requests: list[bytes] = []  # HTTP requests received over TLS
+        self.response = b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
         self.lock = threading.Lock()
         self.active = self.max_active = 0
         self.thread = threading.Thread(target=self._accept, daemon=True)
@@ -182,6 +184,14 @@ class Server:
                 self.stop.wait(10)
             elif self.mode == "reset":
                 conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+            elif self.mode == "tls-mute":  # completes the TLS handshake, then never answers
+                assert self.ctx is not None
+                with self.ctx.wrap_socket(conn, server_side=True):
+                    self.stop.wait(10)
+            elif self.mode == "hello13":  # answers any ClientHello with a TLS 1.3 ServerHello
+                conn.recv(4096)
+                conn.sendall(_server_hello_13())
+                self.stop.wait(10)
             else:
                 assert self.ctx is not None
                 with self.ctx.wrap_socket(conn, server_side=True) as tls:
@@ -191,9 +201,8 @@ class Server:
                         if not chunk:
                             return
                         request += chunk
-                    tls.sendall(
-                        b"HTTP/1.1 200 OK\r\nContent-Length: 2\r\nConnection: close\r\n\r\nok"
-                    )
+                    self.requests.append(request)
+                    tls.sendall(self.response)
             conn.close()
         except (OSError, ssl.SSLError, ValueError):
             conn.close()
@@ -204,6 +213,16 @@ class Server:
         self.sock.close()
         for c in self.conns:
             c.close()
+
+
+def _server_hello_13() -> bytes:
+    """A plaintext TLS record holding a ServerHello that selects TLS 1.3 through the
+    supported_versions extension (RFC 8446 4.1.3: legacy_version 0x0303, random, empty
+    session id, cipher TLS_AES_128_GCM_SHA256 0x1301, compression 0; extension 43 = 0x0304)."""
+    ext = struct.pack("!HHH", 43, 2, 0x0304)
+    body = b"\x03\x03" + bytes(range(32)) + b"\x00\x13\x01\x00" + struct.pack("!H", len(ext)) + ext
+    handshake = b"\x02" + len(body).to_bytes(3, "big") + body
+    return b"\x16\x03\x03" + struct.pack("!H", len(handshake)) + handshake
 
 
 @dataclass
@@ -569,7 +588,7 @@ class DnsServer:
     """A UDP DNS server on 127.0.0.1 answering from ``zone`` ({name: {"A": [...], ...}}) with
     dnspython's message codec; unknown names get NXDOMAIN (RFC 1035 4.1.1 RCODE 3)."""
 
-    def __init__(self, zone: dict[str, dict[str, list[str]]]) -> None:
+    def __init__(self, zone: dict[str, dict[str, list[str]]], ignore: tuple[str, ...] = ()) -> None:
         import dns.message
         import dns.rcode
         import dns.rrset
@@ -592,6 +611,8 @@ class DnsServer:
                 question = query.question[0]
                 name = question.name.to_text().rstrip(".")
                 rdtype = dns.rdatatype.to_text(question.rdtype)
+                if rdtype in ignore:  # never answered, as by a broken middlebox
+                    continue
                 if name not in self.zone:
                     reply.set_rcode(dns.rcode.NXDOMAIN)
                 else:
@@ -833,3 +854,417 @@ def test_mozilla_modern_profile(lab: Lab) -> None:
     assert results["both"]["message"].endswith("fails protocols: TLS 1.3 only")
     assert results["rsa1024"]["status"] == "FAIL"
     assert results["rsa1024"]["message"].endswith("fails certificate type ECDSA P-256")
+
+
+# --- regressions found by a fresh tester -----------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        # int() takes Unicode digits: "٤٤٣" is 443 to Python, not to a user reading the report
+        (["--endpoint", "127.0.0.1:\u0664\u0664\u0663"], "expected a port from 1 to 65535"),
+        (["--endpoint", "127.0.0.1:\u00b2"], "expected a port from 1 to 65535"),  # isdigit only
+        (["--egress", "127.0.0.1", "--ports", "443,\u00b2"], "expected ports 1-65535"),
+        (["--egress", "127.0.0.1", "--allow", "\u0664\u0664\u0663"], "expected ports 1-65535"),
+        # brackets are for IPv6 literals only (RFC 3986 3.2.2), and must close
+        (["--endpoint", "[127.0.0.1]:443"], "only an IPv6 address goes in brackets"),
+        (["--endpoint", "[api.vendor.example]:443"], "only an IPv6 address goes in brackets"),
+        (["--endpoint", "[2001:db8::1"], "expected [IPv6]:PORT"),
+        # NaN compares false with everything, inf never expires: neither is a deadline
+        (["--endpoint", "127.0.0.1:443", "--timeout", "nan"], "expected a positive number"),
+        (["--endpoint", "127.0.0.1:443", "--timeout", "inf"], "expected a positive number"),
+        # a request target is "/" then visible ASCII (RFC 9112 3.2.1): no header injection
+        (["--endpoint", "127.0.0.1:443", "--http-path", "healthz"], "--http-path 'healthz'"),
+        (["--endpoint", "127.0.0.1:443", "--http-path", "/a\r\nX: y"], "expected a path"),
+        (["--endpoint", "127.0.0.1:443", "--http-path", "/caf\u00e9"], "percent-encode"),
+        # --resolver is IP[:PORT] and is checked before anything is sent
+        (["--endpoint", "127.0.0.1:443", "--resolver", "garbage"], "resolver's IP address"),
+        (["--endpoint", "127.0.0.1:443", "--resolver", "ns.vendor.example"], "IP address"),
+        (["--endpoint", "127.0.0.1:443", "--resolver", "192.0.2.53:99999"], "1 to 65535"),
+        (["--endpoint", "127.0.0.1:443", "--resolver", ""], "resolver's IP address"),
+        # --egress is a host, not a host:port or an empty string
+        (["--egress", "192.0.2.5:443"], "--egress 192.0.2.5:443: expected a DNS hostname"),
+        (["--egress", ""], "expected a DNS hostname"),
+        (["--egress", "[192.0.2.5]"], "only an IPv6 address goes in brackets"),
+    ],
+)
+def test_cli_more_invalid_input_exits_2(args: list[str], message: str) -> None:
+    """Each of these once crashed (exit 3 or a traceback), was sent to a server or resolver
+    as is, or was silently reinterpreted; each is invalid input: exit 2, named, nothing sent."""
+    result = CliRunner().invoke(main, ["probe", *args])
+    assert result.exit_code == 2, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output and "internal error" not in result.output
+
+
+def test_ipv6_endpoint_name_and_http_host() -> None:
+    """An IPv6 literal is written in brackets in the endpoint name and in the Host header
+    (RFC 3986 3.2.2); the Host header carries the port unless it is https's 443 (RFC 9110
+    7.2, 4.2.2)."""
+    from netguard.probe.run import _authority, parse_endpoint
+
+    target = parse_endpoint("[2001:db8::1]:8443", None, "1.3")
+    assert (target.name, target.host, target.port, target.sni) == (
+        "[2001:db8::1]:8443", "2001:db8::1", 8443, None,
+    )  # fmt: skip
+    assert parse_endpoint("[2001:db8::1]", None, "1.3").name == "[2001:db8::1]:443"
+    assert _authority("2001:db8::1", 443) == "[2001:db8::1]"
+    assert _authority("2001:db8::1", 8443) == "[2001:db8::1]:8443"
+    assert _authority(SNI, 443) == SNI
+
+
+def test_http_host_header_names_the_port(lab: Lab) -> None:
+    """The GET goes to an ephemeral port, so the Host header is ``SNI:PORT`` (RFC 9110 7.2)."""
+    server = lab.servers["good"]
+    before = len(server.requests)
+    code, _, _ = _probe(lab, "good", http_path="/healthz")
+    assert code == 0
+    (request,) = server.requests[before:]
+    assert f"\r\nHost: {SNI}:{server.port}\r\n".encode() in request
+    assert request.startswith(b"GET /healthz HTTP/1.1\r\n")
+
+
+def test_http_timeout_keeps_the_tls_verdicts(lab: Lab) -> None:
+    """A server that completes a TLS 1.3 handshake and never answers the GET: the handshake
+    evidence stands (tls.version PASS, certificate checks run, refusals probed on their own
+    connections) and only http.status is an ERROR (no answer either way), so exit 3. It was
+    reported as "tls.version FAIL: no complete TLS handshake" with the rest UNTESTABLE."""
+    mute = Server("tls-mute", lab.servers["good"].ctx)
+    try:
+        options = ProbeOptions(
+            endpoints=[f"127.0.0.1:{mute.port}"], sni=SNI, ca_bundle=lab.bundle,
+            format="json", timeout=1.0, retries=0, http_path="/healthz",
+        )  # fmt: skip
+        out = io.StringIO()
+        code = run_probe(options, out, io.StringIO())
+    finally:
+        mute.close()
+    doc = json.loads(out.getvalue())
+    statuses = _statuses(doc)
+    # the mute server wraps the good server's context (TLS 1.3 only, good chain)
+    assert statuses == {**PASS_ALL, "http.status": "ERROR"}
+    assert code == 3
+    (tcp,) = (c for c in doc["targets"][0]["addresses"][0]["checks"] if c["name"] == "tcp.connect")
+    assert tcp["evidence"]["attempts"] == 1  # retries=0: one attempt, an int as on failure
+
+
+def test_serverhello_of_a_version_never_offered_is_no_refusal() -> None:
+    """Offering only TLS 1.2 (or 1.1, 1.0) and getting a ServerHello of TLS 1.3 breaks
+    version negotiation (RFC 8446 4.2.1, RFC 5246 E.1): it proves nothing, so ERROR, never a
+    PASS "refused"."""
+    import asyncio
+
+    from netguard.probe.conn import connect, offer_version
+
+    server = Server("hello13")
+
+    async def offer(version: str) -> tuple[str, str | None]:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + 2
+        conn = await connect("127.0.0.1", server.port, deadline, 0)
+        try:
+            async with asyncio.timeout_at(deadline):
+                res = await offer_version(conn, version, SNI)
+        finally:
+            await conn.close()
+        return res.verdict, res.server_version
+
+    try:
+        for version in ("1.2", "1.1", "1.0"):
+            if client_hello(version, SNI)[0] is None:
+                continue  # the local library cannot offer it (UNTESTABLE, tested elsewhere)
+            assert asyncio.run(offer(version)) == ("error", "TLSv1.3")
+    finally:
+        server.close()
+
+
+def test_each_resolver_keeps_its_own_port(dns_server: DnsServer) -> None:
+    """Two ``--resolver``s on different ports: the first (the zone server) answers. All
+    queries once went to the last one's port (a silent socket here), so the name timed out."""
+    silent = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    silent.bind(("127.0.0.1", 0))
+    silent_port = silent.getsockname()[1]
+    try:
+        options = ProbeOptions(
+            endpoints=["v4only.vendor.example:1"], format="json", timeout=2, retries=0,
+            resolvers=[f"127.0.0.1:{dns_server.port}", f"127.0.0.1:{silent_port}"],
+        )  # fmt: skip
+        out = io.StringIO()
+        run_probe(options, out, io.StringIO())
+    finally:
+        silent.close()
+    check = json.loads(out.getvalue())["targets"][0]["checks"][0]
+    assert check["status"] == "PASS", check
+    assert check["evidence"]["records"]["A"] == ["127.0.0.1"]
+    assert check["evidence"]["resolver"] == (
+        f"127.0.0.1:{dns_server.port}, 127.0.0.1:{silent_port} (--resolver)"
+    )
+
+
+def _profile_with_exception(tmp_path: Path, port: int) -> Path:
+    """The public-https example plus a TCP egress exception to 192.0.2.5/32 on ``port``."""
+    import yaml
+
+    base = yaml.safe_load(
+        (Path(__file__).resolve().parents[1] / "examples/public-https/deployment.yaml").read_text()
+    )
+    base["exceptions"].append(
+        {"name": "bastion", "reason": "ssh to the bastion", "ticket": "SEC-9",
+         "expires": dt.date(2027, 6, 30), "direction": "egress", "protocol": "tcp",
+         "ports": [port], "peers": ["192.0.2.5/32"]}
+    )  # fmt: skip
+    profile = tmp_path / "deployment.yaml"
+    profile.write_text(yaml.safe_dump(base, sort_keys=False))
+    return profile
+
+
+def test_profile_allows_a_port_only_to_its_rules_peers(tmp_path: Path) -> None:
+    """Which ports may get out depends on the destination, as in the generated firewall: the
+    example profile allows TCP 443 to its api_ranges (198.51.100.0/25, 2001:db8:100::/48),
+    TCP 53 to its DNS resolvers (192.0.2.53, 2001:db8:10::53) and, here, an exception TCP 22
+    to 192.0.2.5 only. Every port of every rule was once allowed to any target."""
+    from netguard.probe.run import Allowance
+    from netguard.profiles import load_deployment
+
+    allowance = Allowance.from_profile(
+        load_deployment(_profile_with_exception(tmp_path, 22)).profile
+    )
+    assert allowance.for_address("198.51.100.5")[0] == {443}
+    assert allowance.for_address("2001:db8:100::5")[0] == {443}
+    assert allowance.for_address("198.51.100.200")[0] == set()  # outside the /25 and /26
+    assert allowance.for_address("192.0.2.53")[0] == {53}
+    assert allowance.for_address("192.0.2.5")[0] == {22}
+    assert allowance.for_address("203.0.113.9") == (set(), ())
+
+
+def test_egress_exception_port_to_another_target_fails(tmp_path: Path) -> None:
+    """End to end: the exception allows port P to 192.0.2.5 only; P gets through to
+    127.0.0.1 (a listener), so it FAILs (it was PASS "allowed"). The port listed twice is
+    probed once."""
+    listener = Server("hold")
+    try:
+        port = listener.port
+        profile = _profile_with_exception(tmp_path, port)
+        result = CliRunner().invoke(
+            main,
+            ["probe", str(profile), "--egress", "127.0.0.1", "--ports", f"{port},{port}",
+             "--format", "json", "--timeout", "2"],
+        )  # fmt: skip
+    finally:
+        listener.close()
+    assert result.exit_code == 1, result.output
+    (egress,) = json.loads(result.stdout)["egress"]
+    assert [(p["port"], p["state"], p["allowed"]) for p in egress["ports"]] == [
+        (port, "open", False)
+    ]
+    assert [c["status"] for c in egress["checks"]] == ["FAIL"]
+
+
+def test_server_chosen_text_cannot_drive_the_terminal_or_break_junit(
+    lab: Lab, tmp_path: Path
+) -> None:
+    """A server picks its certificate's subject and SANs and its HTTP status line; control
+    characters there (ESC sequences, NUL, BEL, BIDI override) once went raw into the text
+    report (driving the reader's terminal) and into the JUnit XML (ill-formed: XML 1.0
+    section 2.2 allows no NUL or ESC). They are escaped in both; JSON keeps the raw text (its
+    own escaping is lossless, RFC 8259 section 7)."""
+    cn = "EVIL\x1b[31mRED\x07\u202e"
+    hostile = _make(cn, lab.inter, ca=False, sans=(SNI, "x\x00y.vendor.example"))
+    ctx = _context(tmp_path, "hostile", [hostile.cert, lab.inter.cert], hostile.key,
+                   ("TLSv1_3", "TLSv1_3"))  # fmt: skip
+    server = Server("tls", ctx)
+    server.response = b"HTTP/1.1 200 OK\x1b[2J\x00\r\nConnection: close\r\n\r\n"
+    outputs = {}
+    try:
+        for fmt in ("text", "junit", "json"):
+            result = CliRunner().invoke(
+                main,
+                ["probe", "--endpoint", f"127.0.0.1:{server.port}", "--sni", SNI,
+                 "--ca-bundle", str(lab.bundle), "--http-path", "/", "--format", fmt],
+            )  # fmt: skip
+            assert result.exit_code == 0, result.output
+            outputs[fmt] = result.stdout
+    finally:
+        server.close()
+    for fmt in ("text", "junit"):
+        assert not any(ch in outputs[fmt] for ch in "\x1b\x00\x07\u202e"), fmt
+    assert "CN=EVIL\\x1b[31mRED\\x07\\u202e" in outputs["text"]
+    assert "HTTP/1.1 200 OK\\x1b[2J\\x00 (expected 200)" in outputs["text"]
+    ET.fromstring(outputs["junit"])  # noqa: S314 (our own output) -- well-formed
+    (address,) = json.loads(outputs["json"])["targets"][0]["addresses"]
+    checks = {c["name"]: c for c in address["checks"]}
+    assert checks["cert.leaf"]["evidence"]["subject"] == f"CN={cn}"
+    assert "x\x00y.vendor.example" in checks["cert.hostname"]["evidence"]["san"]
+
+
+def test_http_status_code_is_three_ascii_digits(lab: Lab) -> None:
+    """RFC 9112 4: status-code = 3DIGIT. "HTTP/1.1 ٢٠٠ OK" (Arabic-Indic digits, which
+    int() reads as 200) is no status line, so the expected 200 is not met: FAIL."""
+    server = Server("tls", lab.servers["good"].ctx)
+    server.response = "HTTP/1.1 \u0662\u0660\u0660 OK\r\n\r\n".encode()
+    try:
+        options = ProbeOptions(
+            endpoints=[f"127.0.0.1:{server.port}"], sni=SNI, ca_bundle=lab.bundle,
+            format="json", timeout=2.0, retries=0, http_path="/",
+        )  # fmt: skip
+        out = io.StringIO()
+        code = run_probe(options, out, io.StringIO())
+    finally:
+        server.close()
+    assert _statuses(json.loads(out.getvalue()))["http.status"] == "FAIL"
+    assert code == 1
+
+
+def test_sni_is_sent_without_a_trailing_dot() -> None:
+    """RFC 6066 section 3: the server name is sent "without a trailing dot" (Python's ssl
+    would send it as given); the name itself may be written fully qualified."""
+    from netguard.probe.run import parse_endpoint
+
+    assert parse_endpoint(f"{SNI}.:8443", None, "1.3").sni == SNI
+    assert parse_endpoint("192.0.2.7:443", f"{SNI}.", "1.3").sni == SNI
+    assert parse_endpoint("192.0.2.7:443", None, "1.3").sni is None  # an IP literal sends none
+
+
+def test_chain_is_judged_past_a_malformed_san(lab: Lab) -> None:
+    """The chain is validated for a name the leaf holds, so that a hostname mismatch is
+    reported once (cert.hostname). A first SAN the verifier refuses as a name ("*.*.example":
+    a wildcard only as the whole left-most label, RFC 6125 6.4.3) once stopped the validation
+    with an ERROR; the next SAN serves, and the chain (leaf, intermediate, root in the
+    store) verifies."""
+    from cryptography.hazmat.primitives import serialization as ser
+
+    from netguard.probe.certs import TrustStore, check_certificates
+
+    leaf = _make(SNI, lab.inter, ca=False, sans=("*.*.example", "other.vendor.example"))
+    checks = check_certificates(
+        [c.public_bytes(ser.Encoding.DER) for c in (leaf.cert, lab.inter.cert)],
+        SNI,
+        TrustStore((lab.root.cert,), "test root"),
+        now=NOW,
+        warn_days=30,
+        fail_days=7,
+    )
+    statuses = {c.name: c.status.value for c in checks}
+    assert statuses["cert.chain"] == "PASS"
+    assert statuses["cert.hostname"] == "FAIL"
+
+
+def test_dns_record_type_without_answer_is_named() -> None:
+    """A resolver that answers A and never AAAA: the A address is probed (PASS), but the
+    check says AAAA got no answer and carries a warning: IPv6 addresses may exist unprobed.
+    It used to read as a plain "1 address(es)" PASS."""
+    server = DnsServer({"v4only.vendor.example": {"A": ["127.0.0.1"]}}, ignore=("AAAA",))
+    try:
+        options = ProbeOptions(
+            endpoints=["v4only.vendor.example:1"], format="json", timeout=1, retries=0,
+            resolvers=[f"127.0.0.1:{server.port}"],
+        )  # fmt: skip
+        out = io.StringIO()
+        run_probe(options, out, io.StringIO())
+    finally:
+        server.close()
+    check = json.loads(out.getvalue())["targets"][0]["checks"][0]
+    assert (check["status"], check["warning"]) == ("PASS", True)
+    assert "no answer for AAAA" in check["message"]
+    assert check["evidence"]["records"] == {"A": ["127.0.0.1"], "AAAA": []}
+
+
+def test_mozilla_modern_is_reported_on_every_address(lab: Lab) -> None:
+    """--mozilla-modern asks about every address; where no TLS handshake happened (the
+    reset server) it is UNTESTABLE rather than silently missing from the report."""
+    code, doc, _ = _probe(lab, "reset", mozilla_modern=True)
+    assert _statuses(doc)["mozilla.modern"] == "UNTESTABLE"
+    assert code == 1  # tls.version FAILs on the reset, as without the option
+
+
+def test_oversized_handshake_message_is_refused_at_once() -> None:
+    """A handshake header may announce up to 16 MiB (24-bit length, RFC 8446 4). A server
+    that announces that and streams fragments used to be buffered (quadratically) until the
+    deadline; the parser now gives up at the header, so the refusal probe is over at once
+    (ERROR, never a refusal)."""
+    from netguard.probe.wire import MAX_HANDSHAKE_MESSAGE, ServerFlight
+
+    flight = ServerFlight()
+    header = b"\x02\xff\xff\xff" + bytes(16380)  # ServerHello of 16,777,215 bytes announced
+    flight.feed(b"\x16\x03\x03" + struct.pack("!H", len(header)) + header)
+    assert flight.done and flight.hello is None and flight.alert is None
+    assert flight.garbage is not None and "16777215 bytes" in flight.garbage
+    assert MAX_HANDSHAKE_MESSAGE < 0xFFFFFF
+    # a legitimate message just under the limit is still waited for, not refused
+    ok = ServerFlight()
+    ok.feed(b"\x16\x03\x03\x00\x04\x0b" + (200 * 1024).to_bytes(3, "big"))
+    assert not ok.done
+
+
+def test_bad_certificate_in_ca_bundle_is_named_by_its_line(lab: Lab, tmp_path: Path) -> None:
+    """A bundle of a good root (lines 1-N) and then a block that does not parse: the error
+    names the line where the bad block begins (N + 1), not line 1."""
+    good = _pem(lab.root.cert)
+    bad_line = good.count(b"\n") + 1
+    bundle = tmp_path / "bundle.pem"
+    garbage = b"-----BEGIN CERTIFICATE-----\nZ2FyYmFnZQ==\n-----END CERTIFICATE-----\n"
+    bundle.write_bytes(good + garbage)
+    result = CliRunner().invoke(
+        main, ["probe", "--endpoint", "127.0.0.1:1", "--ca-bundle", str(bundle)]
+    )
+    assert result.exit_code == 2
+    assert f"{bundle}:{bad_line}: this PEM certificate does not parse" in result.output
+
+
+def test_intermediate_as_trust_anchor_is_no_missing_intermediate(lab: Lab) -> None:
+    """--ca-bundle may hold the intermediate itself (RFC 5280 6.1: any CA certificate can be
+    the trust anchor). The server sends leaf + intermediate: the chain reaches the store, so
+    nothing is missing. This was "missing intermediate" because only the last certificate's
+    issuer was looked up in the store."""
+    from cryptography.hazmat.primitives import serialization as ser
+
+    from netguard.probe.certs import TrustStore, check_certificates
+
+    leaf = _make(SNI, lab.inter, ca=False, sans=(SNI,))
+    checks = check_certificates(
+        [c.public_bytes(ser.Encoding.DER) for c in (leaf.cert, lab.inter.cert)],
+        SNI,
+        TrustStore((lab.inter.cert,), "intermediate only"),
+        now=NOW,
+        warn_days=30,
+        fail_days=7,
+    )
+    statuses = {c.name: c.status.value for c in checks}
+    assert statuses["cert.intermediates"] == "PASS"
+    assert statuses["cert.chain"] == "PASS"
+
+
+def test_tls12_with_only_a_legacy_suite_is_not_refused(lab: Lab, tmp_path: Path) -> None:
+    """A server speaking TLS 1.3 and TLS 1.2, the latter with ECDHE-ECDSA-AES128-SHA only
+    (a common legacy configuration). The TLS 1.2 probe once offered Python's default suites
+    (no SHA-1 MAC suites), got alert 40 handshake_failure, and reported "TLS 1.2 refused":
+    PASS for a server that accepts TLS 1.2. Offering every suite, it sees the ServerHello."""
+    leaf = _make(SNI, lab.inter, ca=False, sans=(SNI,))
+    ctx = _context(tmp_path, "legacy", [leaf.cert, lab.inter.cert], leaf.key,
+                   ("TLSv1_2", "TLSv1_3"))  # fmt: skip
+    ctx.set_ciphers("ECDHE-ECDSA-AES128-SHA")
+    server = Server("tls", ctx)
+    try:
+        # independent oracle: a plain ssl client offering that suite gets TLS 1.2
+        client = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+        client.check_hostname, client.verify_mode = False, ssl.CERT_NONE
+        client.maximum_version = ssl.TLSVersion.TLSv1_2
+        client.set_ciphers("ECDHE-ECDSA-AES128-SHA")
+        with (
+            socket.create_connection(("127.0.0.1", server.port), timeout=5) as raw,
+            client.wrap_socket(raw, server_hostname=SNI) as tls,
+        ):
+            assert tls.version() == "TLSv1.2"
+        options = ProbeOptions(
+            endpoints=[f"127.0.0.1:{server.port}"], sni=SNI, ca_bundle=lab.bundle,
+            format="json", timeout=2.0, retries=0,
+        )  # fmt: skip
+        out = io.StringIO()
+        code = run_probe(options, out, io.StringIO())
+    finally:
+        server.close()
+    statuses = _statuses(json.loads(out.getvalue()))
+    assert statuses["tls.version"] == "PASS"  # TLS 1.3 when both are offered
+    assert statuses["tls.refuse-1.2"] == "FAIL"
+    assert code == 1

@@ -52,7 +52,7 @@ def _egress(ns: Namespace, *args: str) -> tuple[int, dict[str, object]]:
          *args]
     )  # fmt: skip
     proc = subprocess.run(argv, capture_output=True, text=True, timeout=60, check=False)
-    assert proc.returncode in (0, 1), proc.stderr
+    assert proc.returncode in (0, 1, 3), proc.stderr
     return proc.returncode, json.loads(proc.stdout)
 
 
@@ -93,3 +93,21 @@ def test_generated_firewall_lets_only_443_out(
     assert _states(doc) == {443: "open", **dict.fromkeys(PORTS[1:], "filtered")}
     assert code == 0
     assert doc["settings"]["allowed_egress_ports"] == [443]  # type: ignore[index]
+
+
+def test_nothing_through_is_no_proof_of_filtering(customer: Namespace, tmp_path: Path) -> None:
+    """Behind the generated firewall, probing only ports it drops (22, 25): nothing gets
+    through, so the probe cannot tell the filter from a target that is down. That once
+    passed (exit 0, as scanners do when every server is unreachable); now each port is
+    UNTESTABLE and egress.reachable is an ERROR: exit 3."""
+    directory = netns.generate(PROFILE, tmp_path / "out", "iptables") / "iptables"
+    netns.load_iptables(customer, directory)
+    code, doc = _egress(customer, str(PROFILE), "--egress", IPV4.api, "--ports", "22,25")
+    assert _states(doc) == {22: "filtered", 25: "filtered"}
+    statuses = {c["name"]: c["status"] for c in doc["egress"][0]["checks"]}  # type: ignore[index]
+    assert statuses == {
+        "egress.reachable": "ERROR",
+        "egress.port-22": "UNTESTABLE",
+        "egress.port-25": "UNTESTABLE",
+    }
+    assert code == 3

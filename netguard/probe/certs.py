@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import datetime as dt
 import ipaddress
+import re
 import ssl
 import warnings
 from collections.abc import Sequence
@@ -54,7 +55,8 @@ def load_trust_store(ca_bundle: Path | None) -> TrustStore:
     (OpenSSL's default CA file, else every PEM file of its CA directory:
     :func:`ssl.get_default_verify_paths`).
 
-    Raises ``InputError`` (exit 2) when ``ca_bundle`` cannot be read or holds no certificate.
+    Raises ``InputError`` (exit 2) when ``ca_bundle`` cannot be read, holds no certificate, or
+    holds a certificate block that does not parse (named by its line).
     """
     if ca_bundle is not None:
         try:
@@ -63,12 +65,19 @@ def load_trust_store(ca_bundle: Path | None) -> TrustStore:
             raise InputError.at(
                 Location(ca_bundle), f"cannot read CA bundle: {exc.strerror or exc}"
             ) from None
-        try:
-            certs = x509.load_pem_x509_certificates(data)
-        except ValueError:
+        certs: list[x509.Certificate] = []
+        for match in _PEM_BLOCK.finditer(data):
+            line = data.count(b"\n", 0, match.start()) + 1
+            try:
+                certs.append(x509.load_pem_x509_certificate(match.group()))
+            except ValueError as exc:
+                raise InputError.at(
+                    Location(ca_bundle, line), f"this PEM certificate does not parse: {exc}"
+                ) from None
+        if not certs:
             raise InputError.at(
                 Location(ca_bundle, 1), "expected PEM certificates (-----BEGIN CERTIFICATE-----)"
-            ) from None
+            )
         return TrustStore(tuple(certs), str(ca_bundle))
     paths = ssl.get_default_verify_paths()
     found: list[x509.Certificate] = []
@@ -84,6 +93,8 @@ def load_trust_store(ca_bundle: Path | None) -> TrustStore:
 
 
 _PEM_END = b"-----END CERTIFICATE-----"
+# one PEM certificate block (RFC 7468 section 5.1), its position giving the line of an error
+_PEM_BLOCK = re.compile(rb"-----BEGIN CERTIFICATE-----.*?-----END CERTIFICATE-----", re.DOTALL)
 
 
 def _load_pem_leniently(path: Path) -> list[x509.Certificate]:
@@ -254,7 +265,9 @@ def _chain_checks(
     self_signed = leaf.issuer == leaf.subject and _signed_by(leaf, leaf)
     # cert.intermediates: does the last certificate sent chain to an anchor?
     last = chain[-1]
-    in_store = any(_signed_by(last, a) for a in anchors)
+    # the chain reaches the store when a certificate sent is itself an anchor (an
+    # intermediate or a pinned leaf in --ca-bundle) or the last one is issued by an anchor
+    in_store = any(c in anchors for c in chain) or any(_signed_by(last, a) for a in anchors)
     last_self = last.issuer == last.subject and _signed_by(last, last)
     evidence_i: dict[str, Any] = {"sent": len(chain), "last_issuer": last.issuer.rfc4514_string()}
     links_ok = all(_signed_by(chain[i], chain[i + 1]) for i in range(len(chain) - 1))
@@ -272,7 +285,7 @@ def _chain_checks(
         inter = Check(
             "cert.intermediates",
             Status.PASS,
-            f"{len(chain)} certificate(s) sent, the last issued by a trust anchor"
+            f"{len(chain)} certificate(s) sent, reaching a trust anchor"
             if in_store
             else f"{len(chain)} certificate(s) sent, ending in a root",
             evidence_i,
@@ -286,20 +299,17 @@ def _chain_checks(
             f"{store.source}",
             evidence_i,
         )
-    # cert.chain: path validation at a moment when the leaf is valid.
+    # cert.chain: path validation at a moment when the leaf is valid, for a name the leaf
+    # holds (the hostname is judged once, by cert.hostname): the SNI if it matches, else the
+    # first subjectAltName the verifier accepts as a name (a malformed one, such as
+    # "*.*.example" or "a b.example", would stop the validation before the chain is judged).
     when = min(max(now, _not_before(leaf)), _not_after(leaf))
-    subject_name = name
-    if subject_name is None or not hostname_matches(leaf, subject_name)[0]:
-        sans = hostname_matches(leaf, "invalid.invalid")[1]
-        subject_name = sans[0] if sans else (name or "invalid.invalid")
+    candidates: list[str] = []
+    if name is not None and hostname_matches(leaf, name)[0]:
+        candidates.append(name)
+    candidates += hostname_matches(leaf, "invalid.invalid")[1]
+    candidates.append(name or "invalid.invalid")
     evidence_c: dict[str, Any] = {"store": store.source, "validated_at": when.isoformat()}
-    subject: Any
-    try:
-        subject = x509.IPAddress(ipaddress.ip_address(subject_name))
-    except ValueError:
-        if subject_name.startswith("*."):  # a wildcard SAN: ask for a name it covers
-            subject_name = "probe" + subject_name[1:]
-        subject = x509.DNSName(_a_label(subject_name))
     if self_signed and not any(a == leaf for a in anchors):
         return [
             Check(
@@ -314,13 +324,24 @@ def _chain_checks(
             ),
             inter,
         ]
+    verifier = None
+    for candidate in candidates:
+        try:
+            verifier = (
+                verification.PolicyBuilder()
+                .store(verification.Store(list(anchors)))
+                .time(when)
+                .build_server_verifier(_subject(candidate))
+            )
+            break
+        except ValueError:  # not a name the verifier accepts: try the next one
+            continue
+    if verifier is None:
+        return [
+            Check("cert.chain", Status.ERROR, "cannot verify: no usable name", evidence_c),
+            inter,
+        ]
     try:
-        verifier = (
-            verification.PolicyBuilder()
-            .store(verification.Store(list(anchors)))
-            .time(when)
-            .build_server_verifier(subject)
-        )
         path = verifier.verify(leaf, list(chain[1:]))
     except verification.VerificationError as exc:
         return [Check("cert.chain", Status.FAIL, f"does not verify: {exc}", evidence_c), inter]
@@ -336,6 +357,18 @@ def _chain_checks(
         ),
         inter,
     ]
+
+
+def _subject(name: str) -> Any:
+    """A verifier subject for ``name``: an IP literal as IPAddress, a wildcard SAN as a name it
+    covers, else the A-label DNS name. Raises ``ValueError`` for a name the verifier refuses."""
+    try:
+        return x509.IPAddress(ipaddress.ip_address(name))
+    except ValueError:
+        pass
+    if name.startswith("*."):  # a wildcard SAN: ask for a name it covers
+        name = "probe" + name[1:]
+    return x509.DNSName(_a_label(name))
 
 
 def check_certificates(
@@ -374,7 +407,12 @@ def check_certificates(
             checks.append(Check("cert.hostname", Status.PASS, f"{name} matches", evidence))
         elif not sans:
             checks.append(
-                Check("cert.hostname", Status.FAIL, "no subjectAltName (RFC 6125 6.4.4)", evidence)
+                Check(
+                    "cert.hostname",
+                    Status.FAIL,
+                    "no DNS or IP subjectAltName (RFC 6125 6.4.4: the subject CN is not used)",
+                    evidence,
+                )
             )
         else:
             checks.append(

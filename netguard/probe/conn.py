@@ -8,7 +8,7 @@ The TLS client is :class:`ssl.SSLObject` on memory BIOs (Python docs, "Memory BI
 netguard moves the bytes itself, so every byte the server sends passes through a
 :class:`~netguard.probe.wire.ServerFlight` first. That is how the negotiated key-exchange group
 is read (the ServerHello key_share, RFC 8446 4.2.8), and how a refusal is proven only by what
-the wire shows (an alert, or a ServerHello of another version), never by a timeout or reset.
+the wire shows (an alert, or a ServerHello of an older version), never by a timeout or reset.
 """
 
 from __future__ import annotations
@@ -21,7 +21,14 @@ import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass, field
 
-from netguard.probe.wire import ALERTS, GROUPS, TLS_VERSIONS, ServerFlight, client_hello
+from netguard.probe.wire import (
+    ALERTS,
+    EVERY_CIPHER,
+    GROUPS,
+    TLS_VERSIONS,
+    ServerFlight,
+    client_hello,
+)
 
 __all__ = [
     "ConnectFailure",
@@ -176,13 +183,16 @@ class HandshakeResult:
 
 
 def _client_context(alpn: list[str]) -> ssl.SSLContext:
-    """A client context that offers TLS 1.2 and 1.3 and verifies nothing itself: the
-    certificate is judged by :mod:`netguard.probe.certs` with evidence, not by a refusal."""
+    """A client context that offers TLS 1.2 (every suite) and 1.3 and verifies nothing itself:
+    the certificate is judged by :mod:`netguard.probe.certs` with evidence, not by a refusal."""
     ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
     ctx.check_hostname = False
     ctx.verify_mode = ssl.CERT_NONE
     ctx.minimum_version = ssl.TLSVersion.TLSv1_2
     ctx.maximum_version = ssl.TLSVersion.TLSv1_3
+    # every TLS 1.2 suite (TLS 1.3 suites are set apart): a TLS 1.2 server with only legacy
+    # suites then shows its version, suite and certificate instead of a bare handshake_failure
+    ctx.set_ciphers(EVERY_CIPHER)
     if alpn:
         ctx.set_alpn_protocols(alpn)
     return ctx
@@ -317,9 +327,15 @@ async def http_get(conn: Connected, res: HandshakeResult, host: str, path: str) 
                 received += obj.read(8192)
             break
         incoming.write(chunk)
+    if not received:
+        raise ValueError("the server closed the connection without an HTTP answer")
     line = received.split(b"\r\n", 1)[0].decode("latin-1")
     parts = line.split(" ", 2)
-    if len(parts) < 2 or not parts[0].startswith("HTTP/1.") or not parts[1].isdigit():
+    # status-code = 3DIGIT, ASCII (RFC 9112 4; int() would also read "٢٠٠" as 200)
+    code = parts[1] if len(parts) >= 2 else ""
+    if not parts[0].startswith("HTTP/1.") or not (
+        len(code) == 3 and code.isascii() and code.isdigit()
+    ):
         raise ValueError(f"not an HTTP/1.x status line: {line[:80]!r}")
     return int(parts[1]), line
 
@@ -327,7 +343,7 @@ async def http_get(conn: Connected, res: HandshakeResult, host: str, path: str) 
 @dataclass(frozen=True)
 class RefusalResult:
     """Outcome of offering only one TLS version: ``verdict`` is ``refused`` (an alert 70 or 40,
-    or a ServerHello of another version), ``accepted`` (a ServerHello of that version),
+    or a ServerHello of an older version), ``accepted`` (a ServerHello of that version),
     ``untestable`` (the local library cannot offer it) or ``error`` (nothing conclusive:
     timeout, reset, EOF, another alert, garbage); ``detail`` says what was seen."""
 
@@ -353,7 +369,8 @@ def hello_for(version: str, server_name: str | None) -> tuple[bytes | None, str]
 async def offer_version(conn: Connected, version: str, server_name: str | None) -> RefusalResult:
     """Send a ClientHello offering only TLS ``version`` and read the server's plaintext answer
     until it decides. Refusal proof per RFC 8446 section 6 and RFC 5246 7.2: alert
-    protocol_version (70) or handshake_failure (40), or a ServerHello of another version; the
+    protocol_version (70) or handshake_failure (40), or a ServerHello of an older version (a
+    newer one, never offered, is an ``error``: RFC 8446 4.2.1, RFC 5246 appendix E.1); the
     caller's deadline bounds the wait (a timeout is the caller's ``error``)."""
     hello, reason = hello_for(version, server_name)
     if hello is None:
@@ -378,8 +395,17 @@ async def offer_version(conn: Connected, version: str, server_name: str | None) 
         name = TLS_VERSIONS.get(got, f"0x{got:04x}")
         if got == _VERSION_CODES[version]:
             return RefusalResult("accepted", f"ServerHello {name}", server_version=name)
+        if got > _VERSION_CODES[version]:
+            # a server picks a version the client offered, at most the one offered (RFC 5246
+            # E.1, RFC 8446 4.2.1); a higher one breaks the protocol and proves nothing
+            return RefusalResult(
+                "error",
+                f"ServerHello of {name}, higher than the only version offered: the server "
+                "does not follow TLS version negotiation",
+                server_version=name,
+            )
         return RefusalResult(
-            "refused", f"ServerHello of another version ({name})", server_version=name
+            "refused", f"ServerHello of an older version ({name})", server_version=name
         )
     if flight.alert is not None:
         level, desc = flight.alert

@@ -15,6 +15,7 @@ from __future__ import annotations
 import asyncio
 import ipaddress
 import socket
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 __all__ = ["Resolution", "resolve"]
@@ -24,7 +25,8 @@ __all__ = ["Resolution", "resolve"]
 class Resolution:
     """Addresses of a name (A then AAAA records, in answer order) and how they were found:
     ``resolver`` (e.g. ``192.0.2.53:53 (/etc/resolv.conf)``), per-type ``errors`` and
-    ``status`` "ok", "fail" (NXDOMAIN / no address) or "error" (no answer from the resolver)."""
+    ``status`` "ok", "fail" (NXDOMAIN / no address) or "error" (no answer from the resolver);
+    ``partial`` when addresses were found but one record type got no answer at all."""
 
     addresses: tuple[str, ...]
     resolver: str
@@ -32,10 +34,21 @@ class Resolution:
     message: str
     records: dict[str, list[str]] = field(default_factory=dict)
     errors: dict[str, str] = field(default_factory=dict)
+    partial: bool = False  # some addresses found, but a record type got no answer
 
 
-def _nameservers_text(nameservers: list[str], port: int, origin: str) -> str:
-    return ", ".join(f"{ns}:{port}" for ns in nameservers) + f" ({origin})"
+def _nameservers_text(nameservers: Sequence[object], port: int, origin: str) -> str:
+    """``192.0.2.53:53, [2001:db8::53]:5353 (origin)``: each nameserver with its own port."""
+    import dns.nameserver
+
+    parts = []
+    for ns in nameservers:
+        if isinstance(ns, dns.nameserver.Do53Nameserver):
+            address, ns_port = ns.address, ns.port
+        else:  # an address string (resolv.conf), asked on the resolver's port
+            address, ns_port = str(ns), port
+        parts.append(f"[{address}]:{ns_port}" if ":" in address else f"{address}:{ns_port}")
+    return ", ".join(parts) + f" ({origin})"
 
 
 async def resolve(
@@ -54,21 +67,20 @@ async def resolve(
         resolver = dns.asyncresolver.Resolver(configure=nameservers is None)
     except dns.resolver.NoResolverConfiguration:
         return await _system_resolve(name, families, timeout)
+    import dns.nameserver
+
     origin = "/etc/resolv.conf"
     if nameservers is not None:
         origin = "--resolver"
-        hosts: list[str] = []
-        port = 53
-        for ns in nameservers:
-            host, port = _split_ns(ns)
-            hosts.append(host)
-        resolver.nameservers = hosts
-        resolver.port = port
+        # one Do53Nameserver per entry: each keeps its own port (Resolver.port is one for all)
+        resolver.nameservers = [dns.nameserver.Do53Nameserver(*_split_ns(n)) for n in nameservers]
     if not resolver.nameservers:
         return await _system_resolve(name, families, timeout)
     resolver.lifetime = timeout
-    resolver.timeout = min(timeout, 2.0)
-    where = _nameservers_text([str(n) for n in resolver.nameservers], resolver.port, origin)
+    # each nameserver gets its share of the lifetime, so that a dead first one cannot use it
+    # all up before the next is asked
+    resolver.timeout = min(timeout / len(resolver.nameservers), 2.0)
+    where = _nameservers_text(resolver.nameservers, resolver.port, origin)
     types = [t for f, t in ((4, "A"), (6, "AAAA")) if f in families]
 
     async def one(rdtype: str) -> tuple[str, list[str], str | None, str | None]:
@@ -93,7 +105,11 @@ async def resolve(
     addresses = tuple(a for t in types for a in records[t])
     if addresses:
         message = f"{len(addresses)} address(es): {', '.join(addresses)}"
-        return Resolution(addresses, where, "ok", message, records, errors)
+        # a record type that got no answer at all may hold addresses nobody probed: say so
+        unanswered = [f"{t}: {e}" for t, _, e, kind in results if kind == "error"]
+        if unanswered:
+            message += f"; no answer for {'; '.join(unanswered)}"
+        return Resolution(addresses, where, "ok", message, records, errors, bool(unanswered))
     if "error" in kinds:
         message = "; ".join(f"{t}: {e}" for t, e in errors.items())
         return Resolution((), where, "error", message, records, errors)

@@ -114,12 +114,14 @@ class EgressPort:
 class EgressResult:
     """An egress (or, run from a vantage point, ingress) probe of ``target``: one
     :class:`EgressPort` and one :class:`Check` per port (FAIL when a port that is not allowed
-    got through)."""
+    got through); ``allowed_ports`` and ``allowed_by`` say which ports were allowed and why."""
 
     target: str
     address: str
     ports: tuple[EgressPort, ...]
     checks: tuple[Check, ...]
+    allowed_ports: tuple[int, ...] | None = ()  # None: every port is allowed to this address
+    allowed_by: str = ""  # where the allowed ports come from (--allow, profile rule ids)
 
 
 @dataclass(frozen=True)

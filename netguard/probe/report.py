@@ -22,7 +22,32 @@ from typing import Any
 from netguard.errors import EXIT_FINDINGS, EXIT_OK
 from netguard.probe.model import SCHEMA_VERSION, Check, ProbeReport, Status
 
-__all__ = ["render"]
+__all__ = ["render", "safe_text"]
+
+
+def safe_text(text: str) -> str:
+    """``text`` with every control, format, surrogate, private-use, unassigned or line/paragraph
+    separator character (Unicode general categories C*, Zl, Zp) written as a ``\\xNN`` /
+    ``\\uNNNN`` escape.
+
+    Servers choose certificate subjects, subjectAltNames and HTTP status lines, which end up in
+    messages: raw, an ESC sequence would drive the reader's terminal and a NUL or other C0
+    character makes the JUnit file ill-formed XML (XML 1.0 section 2.2 "Char"). JSON escapes
+    them itself (RFC 8259 section 7), so the JSON report keeps the raw text.
+    """
+    if text.isprintable():  # the common case: nothing to escape
+        return text
+    out = []
+    for ch in text:
+        if ch.isprintable() or ch == " ":
+            out.append(ch)
+        elif ord(ch) <= 0xFF:
+            out.append(f"\\x{ord(ch):02x}")
+        elif ord(ch) <= 0xFFFF:
+            out.append(f"\\u{ord(ch):04x}")
+        else:
+            out.append(f"\\U{ord(ch):08x}")
+    return "".join(out)
 
 
 def _verdict(report: ProbeReport) -> str:
@@ -110,7 +135,8 @@ def render_text(report: ProbeReport) -> str:
             lines.extend(_line(c, "    ") for c in a.checks)
     for e in report.egress:
         lines.append("")
-        lines.append(f"egress to {e.target} ({e.address or 'unresolved'}):")
+        by = f", allowed by {e.allowed_by}" if e.allowed_by else ""
+        lines.append(f"egress to {e.target} ({e.address or 'unresolved'}){by}:")
         for p in e.ports:
             allowed = "allowed" if p.allowed else "not allowed"
             lines.append(f"  {p.port:>5}/tcp {p.state:<9} {allowed:<12} {p.detail}")
@@ -118,20 +144,21 @@ def render_text(report: ProbeReport) -> str:
     if report.notes:
         lines.append("")
         lines.extend(f"note: {n}" for n in report.notes)
-    return "\n".join(lines) + "\n"
+    return "\n".join(safe_text(line) for line in lines) + "\n"
 
 
 def _case(classname: str, name: str, c: Check) -> ET.Element:
-    case = ET.Element("testcase", {"classname": classname, "name": name, "time": "0"})
-    text = f"{c.status.value} {c.name}: {c.message}\n" + json.dumps(
-        c.evidence, indent=2, default=str
-    )
+    attrs = {"classname": safe_text(classname), "name": safe_text(name), "time": "0"}
+    case = ET.Element("testcase", attrs)
+    message = safe_text(c.message)
+    # json.dumps escapes every control character itself (ensure_ascii)
+    text = f"{c.status.value} {c.name}: {message}\n" + json.dumps(c.evidence, indent=2, default=str)
     if c.status is Status.FAIL:
-        ET.SubElement(case, "failure", {"message": c.message, "type": c.name}).text = text
+        ET.SubElement(case, "failure", {"message": message, "type": c.name}).text = text
     elif c.status is Status.ERROR:
-        ET.SubElement(case, "error", {"message": c.message, "type": c.name}).text = text
+        ET.SubElement(case, "error", {"message": message, "type": c.name}).text = text
     elif c.status is Status.UNTESTABLE:
-        ET.SubElement(case, "skipped", {"message": c.message})
+        ET.SubElement(case, "skipped", {"message": message})
     else:
         ET.SubElement(case, "system-out").text = text
     return case
@@ -139,7 +166,7 @@ def _case(classname: str, name: str, c: Check) -> ET.Element:
 
 def render_junit(report: ProbeReport) -> str:
     """The JUnit XML document (see the module docstring)."""
-    suites = ET.Element("testsuites", {"name": f"netguard probe: {report.source}"})
+    suites = ET.Element("testsuites", {"name": safe_text(f"netguard probe: {report.source}")})
     groups: list[tuple[str, list[tuple[str, Check]]]] = []
     for t in report.targets:
         groups.append(
@@ -158,7 +185,9 @@ def render_junit(report: ProbeReport) -> str:
         for k, v in counts.items():
             total[k] += v
         suite = ET.SubElement(
-            suites, "testsuite", {"name": name, **{k: str(v) for k, v in counts.items()}}
+            suites,
+            "testsuite",
+            {"name": safe_text(name), **{k: str(v) for k, v in counts.items()}},
         )
         suite.extend(_case(f"netguard.probe.{name}", n, c) for n, c in checks)
     for k, v in total.items():

@@ -6,7 +6,7 @@ server's first flight is plaintext: its ServerHello (RFC 8446 4.1.3; RFC 5246 7.
 TLS 1.2 also its ServerKeyExchange (RFC 8422 5.4), or an alert ``level(1) description(1)``
 (RFC 8446 section 6, RFC 5246 7.2). :class:`ServerFlight` collects those facts from the bytes
 as they arrive, so a probe can tell a refusal (alert 70 protocol_version or 40
-handshake_failure, or a ServerHello of another version) from a timeout, a reset or garbage.
+handshake_failure, or a ServerHello of an older version) from a timeout, a reset or garbage.
 """
 
 from __future__ import annotations
@@ -18,7 +18,9 @@ from dataclasses import dataclass
 
 __all__ = [
     "ALERTS",
+    "EVERY_CIPHER",
     "GROUPS",
+    "MAX_HANDSHAKE_MESSAGE",
     "TLS_VERSIONS",
     "ServerFlight",
     "ServerHello",
@@ -46,6 +48,11 @@ GROUPS = {
     0x0103: "ffdhe6144", 0x0104: "ffdhe8192", 0x11EB: "SecP256r1MLKEM768",
     0x11EC: "X25519MLKEM768", 0x11ED: "SecP384r1MLKEM1024",
 }  # fmt: skip
+
+#: Largest plaintext handshake message read (the 24-bit length field allows 16 MiB; a
+#: ServerHello is well under 1 KiB, a TLS 1.2 Certificate message under OpenSSL's 100 KiB
+#: default max_cert_list, SSL_CTX_set_max_cert_list(3)).
+MAX_HANDSHAKE_MESSAGE = 256 * 1024
 
 # RFC 8446 4.1.3: a HelloRetryRequest is a ServerHello whose random is SHA-256("HelloRetryRequest").
 _HRR_RANDOM = hashlib.sha256(b"HelloRetryRequest").digest()
@@ -129,6 +136,15 @@ class ServerFlight:
         while len(self._hs) >= 4:
             mtype = self._hs[0]
             mlen = int.from_bytes(self._hs[1:4], "big")
+            if mlen > MAX_HANDSHAKE_MESSAGE:
+                # the length field allows 16 MiB; buffering that (quadratically, fragment by
+                # fragment) would let a server eat memory and CPU until the deadline
+                self.garbage = (
+                    f"a handshake message of {mlen} bytes announced (this probe reads at most"
+                    f" {MAX_HANDSHAKE_MESSAGE}; OpenSSL's own limit for a certificate chain is"
+                    " 100 KiB)"
+                )
+                return
             if len(self._hs) < 4 + mlen:
                 return
             body, self._hs = self._hs[4 : 4 + mlen], self._hs[4 + mlen :]
@@ -175,6 +191,10 @@ def _parse_server_hello(body: bytes) -> ServerHello | None:
     return ServerHello(version, cipher, group, random == _HRR_RANDOM)
 
 
+#: Every TLS 1.2-and-below suite OpenSSL has (openssl-ciphers(1): ALL and its complement,
+#: the NULL-encryption suites), at security level 0.
+EVERY_CIPHER = "ALL:COMPLEMENTOFALL:@SECLEVEL=0"
+
 _PROTOCOLS = {
     "1.0": "TLSv1",
     "1.1": "TLSv1_1",
@@ -190,9 +210,12 @@ def client_hello(version: str, server_name: str | None) -> tuple[bytes | None, s
 
     Returns ``(hello bytes, "")``, or ``(None, reason)`` when the local library cannot offer
     that version (Python built without it, OpenSSL refusing at this security level, or the
-    hello it produced does not carry the version). For TLS 1.0 and 1.1 the cipher string is
-    lowered to ``@SECLEVEL=0`` (OpenSSL 3 refuses them at level 1 and above, openssl-ciphers(1)
-    "SECURITY LEVELS"): the point is to ask the server, not to use the connection.
+    hello it produced does not carry the version). Below TLS 1.3 the hello offers every cipher
+    suite the library has, at ``@SECLEVEL=0`` (OpenSSL 3 refuses TLS 1.0 and 1.1 at level 1
+    and above, openssl-ciphers(1) "SECURITY LEVELS"): a server that speaks the version but
+    shares no suite with a narrow list (Python's default omits SHA-1 and RSA key exchange
+    suites) answers handshake_failure, which would read as a refusal of the version. The point
+    is to ask the server, not to use the connection.
     """
     attr = _PROTOCOLS[version]
     with warnings.catch_warnings():
@@ -207,8 +230,8 @@ def client_hello(version: str, server_name: str | None) -> tuple[bytes | None, s
         try:
             ctx.minimum_version = proto
             ctx.maximum_version = proto
-            if version in ("1.0", "1.1", "ssl3"):
-                ctx.set_ciphers("ALL:@SECLEVEL=0")
+            if version != "1.3":
+                ctx.set_ciphers(EVERY_CIPHER)
         except (ValueError, ssl.SSLError) as exc:
             return None, f"{ssl.OPENSSL_VERSION} cannot be set to {attr} only: {exc}"
     incoming, outgoing = ssl.MemoryBIO(), ssl.MemoryBIO()
