@@ -130,10 +130,12 @@ def _finding(
         covering = may[h].covering(key)
         if covering:
             break
+    # Each question concerns the packets of the rule's match alone: a walk restricted to
+    # them (and to the rules that overlap it) answers it without the hook's whole verdict.
     if own == _ACCEPT:
-        same = all(would[h] <= must[h].accepted for h in hooks)
+        same = all(would[h] <= must[h].restrict(would[h], key).accepted for h in hooks)
     elif own == _DENY:
-        same = all(would[h].isdisjoint(may[h].accepted) for h in hooks)
+        same = all(would[h].isdisjoint(may[h].restrict(would[h], key).accepted) for h in hooks)
     else:
         same = True
     ref = rule_ref(ruleset, key)

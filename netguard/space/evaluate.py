@@ -156,14 +156,17 @@ class Evaluation:
             self._match_cache[key] = got
         return got
 
-    def restrict(self, entry: HeaderSpace) -> Evaluation:
+    def restrict(self, entry: HeaderSpace, within: RuleKey | None = None) -> Evaluation:
         """The same evaluation restricted to the packets of ``entry`` (walked anew: cheap
         when ``entry`` is small; every set is this evaluation's set intersected with
-        ``entry``)."""
+        ``entry``). ``within``: a rule whose match holds ``entry``; then only the rules
+        whose boxes meet that rule's box are walked (:class:`RuleIndex`)."""
         slicer = self.slicer or Slicer(self.ruleset, self.hook, self.engine, self.approx)
         if self.entry is not None:
             entry = entry & self.entry
-        return slicer.evaluate(entry)
+        if within is None or within.is_policy:
+            return slicer.evaluate(entry)
+        return slicer.evaluate(entry, slicer.index.box(within.chain, within.position))
 
     def accepts(self, packet: Packet) -> bool:
         """True when ``packet`` is in ``accepted``."""
