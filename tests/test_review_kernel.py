@@ -371,3 +371,32 @@ def test_nftables_set_element_added(pair: NetnsPair, tmp_path: Path) -> None:
     assert _in(str(packet.dst), "198.51.100.128/26") and packet.dport == 443
     assert flow["old_rules"][0].startswith("inet ngfw/output policy DROP")
     assert flow["new_rules"][0].startswith("inet ngfw/output rule 3: ip daddr @vendor")
+
+
+def test_mangle_drop_is_never_called_unchanged(pair: NetnsPair, tmp_path: Path) -> None:
+    """A DROP added to the mangle table, which netguard does not analyse, blocks TCP 443 to
+    198.51.100.130 (the kernel says so: CONNECTED before, TIMEOUT after) while the filter
+    table is untouched. The diff lists the mangle table once (iptables-nft shows it in the
+    nft dump too) and exits 1, "not proven", never "UNCHANGED (proven)"."""
+    ns = pair.customer
+    netns.reset_firewall(ns)
+    (tmp_path / "rules.v4").write_text(
+        "*filter\n:INPUT ACCEPT [0:0]\n:FORWARD ACCEPT [0:0]\n:OUTPUT ACCEPT [0:0]\nCOMMIT\n"
+    )
+    ns.run(["iptables-restore"], stdin=tmp_path / "rules.v4")
+    store = tmp_path / "store"
+    args = ("snapshot", "--source", "local", "--netns", ns.name, "-o", store)
+    first = _cli(*args)
+    assert first.exit_code == 0, first.stderr
+    attempt = [(ns, Attempt(netns.IPV4.api_b, 443, netns.IPV4.customer))]  # 198.51.100.130
+    before = netns.probe(attempt)
+    ns.run(["iptables", "-t", "mangle", "-A", "OUTPUT", "-d", "198.51.100.128/25", "-j", "DROP"])
+    after = netns.probe(attempt)
+    second = _cli(*args)
+    assert second.exit_code == 0, second.stderr
+    netns.reset_firewall(ns)
+    assert (before, after) == ([CONNECTED], [TIMEOUT])
+    code, doc = _diff(tmp_path, Path(first.stdout.strip()), Path(second.stdout.strip()))
+    assert code == 1
+    assert doc["structural"]["unanalysed"] == ["iptables table mangle added (not analysed)"]
+    assert doc["summary"]["proven_unchanged"] is False

@@ -10,7 +10,10 @@ guide asks for quarterly reviews) and a sign-off block. The JSON form carries
 
 Top-level keys: ``kind`` ("diff" or "review"), ``version``, ``generated_at``, ``review_date``,
 ``old``/``new`` (snapshot descriptions), ``summary``, ``semantic``, ``structural``, and for a
-review ``deployment``, ``compliance``, ``exceptions``, ``signoff``.
+review ``deployment``, ``compliance``, ``exceptions``, ``signoff``. ``summary`` has
+``semantic_change`` (flows newly permitted or denied), ``unproven`` (flow groups possibly
+changed through unmodeled conditions), ``unanalysed_changed`` (parts not analysed that
+differ) and ``proven_unchanged``, true exactly when ``netguard diff`` exits 0.
 """
 
 from __future__ import annotations
@@ -47,6 +50,8 @@ def _snapshot_info(snap: Snapshot) -> dict[str, Any]:
     return {
         "label": snap.label,
         "path": str(snap.path) if snap.path is not None else None,
+        # A configuration file, not a snapshot: ``taken_at`` is when it was read.
+        "plain": snap.plain,
         "taken_at": snap.taken_at,
         "source": snap.source,
         "host": snap.host,
@@ -93,6 +98,7 @@ def _structural(diff: StructuralDiff) -> dict[str, Any]:
         "rulesets": pairs,
         "sets": [asdict(s) for s in diff.sets],
         "security_groups": [asdict(g) for g in diff.groups],
+        "unanalysed": list(diff.unanalysed),
     }
 
 
@@ -109,9 +115,13 @@ def _semantic(sem: SemanticDiff) -> dict[str, Any]:
                 "denied": [asdict(f) for f in h.denied],
                 "truncated_permitted": h.truncated_permitted,
                 "truncated_denied": h.truncated_denied,
+                "unproven_permitted": [asdict(f) for f in h.unproven_permitted],
+                "unproven_denied": [asdict(f) for f in h.unproven_denied],
+                "truncated_unproven": h.truncated_unproven,
             }
             for h in sem.hooks
         ],
+        "proven": not sem.unproven,
         "unchanged": list(sem.unchanged),
     }
 
@@ -224,6 +234,7 @@ def build_document(
     compliance, exception and sign-off sections are added. Raises what the check raises."""
     permitted = sum(len(h.permitted) for h in semantic.hooks)
     denied = sum(len(h.denied) for h in semantic.hooks)
+    unproven = sum(len(h.unproven_permitted) + len(h.unproven_denied) for h in semantic.hooks)
     doc: dict[str, Any] = {
         "kind": kind,
         "version": DOCUMENT_VERSION,
@@ -238,6 +249,10 @@ def build_document(
         "semantic_change": semantic.changed,
         "newly_permitted": permitted,
         "newly_denied": denied,
+        "unproven": unproven,
+        "unanalysed_changed": list(structural.unanalysed),
+        # What ``netguard diff``'s exit code says: 0 exactly when this is true.
+        "proven_unchanged": not (semantic.changed or unproven or structural.unanalysed),
         "structural": structural.counts,
         "structural_change": not structural.empty,
     }

@@ -24,11 +24,11 @@ from pathlib import Path
 from typing import Any
 
 from netguard.check import ConfigFormat, LoadedConfigs, load_configs
-from netguard.errors import Location
+from netguard.errors import InputError, Location
 from netguard.model.ruleset import RuleSet
 from netguard.review.snapshot import Part, Snapshot
 
-__all__ = ["MaterialisedEnd", "SetInfo", "materialise"]
+__all__ = ["MaterialisedEnd", "SetInfo", "iptables_tables", "materialise"]
 
 
 @dataclass(frozen=True)
@@ -77,11 +77,33 @@ class MaterialisedEnd:
         return f"{name}:{loc.line}" if loc.line else name
 
 
+def _loads(text: str) -> Any:
+    """``text`` parsed as JSON, or None when it is not JSON (the reader reports it)."""
+    try:
+        return json.loads(text)
+    except (ValueError, RecursionError):
+        return None
+
+
+def _check_depth(snapshot: Snapshot, part: Part) -> None:
+    """Refuse a JSON part nested deeper than Python's parser can go (exit 2, not a crash)."""
+    if not part.text.lstrip().startswith(("{", "[")):
+        return
+    try:
+        json.loads(part.text)
+    except ValueError:
+        return
+    except RecursionError:
+        where = snapshot.path if snapshot.path is not None else Path(part.name)
+        raise InputError.at(Location(where), f"part {part.name}: JSON nested too deeply") from None
+
+
 _TABLE_RE = re.compile(r"^\*(\S+)", re.MULTILINE)
 
 
-def _iptables_tables(parts: tuple[Part, ...]) -> dict[str, set[str]]:
-    """nft family (ip, ip6) -> table names the iptables-save parts list."""
+def iptables_tables(parts: tuple[Part, ...]) -> dict[str, set[str]]:
+    """nft family (ip, ip6) -> table names the iptables-save parts list (iptables-nft
+    shows these tables in ``nft -j list ruleset`` too)."""
     out: dict[str, set[str]] = {"ip": set(), "ip6": set()}
     for part in parts:
         if part.format != ConfigFormat.IPTABLES.value:
@@ -97,9 +119,8 @@ def _first_address(text: str) -> str:
 
 
 def _filter_nft(text: str, skip: dict[str, set[str]]) -> tuple[str, list[str]]:
-    try:
-        doc: Any = json.loads(text)
-    except ValueError:
+    doc = _loads(text)
+    if doc is None:
         return text, []
     items = doc.get("nftables") if isinstance(doc, dict) else None
     if not isinstance(items, list):
@@ -125,6 +146,39 @@ def _filter_nft(text: str, skip: dict[str, set[str]]) -> tuple[str, list[str]]:
     return json.dumps({"nftables": kept}), [note]
 
 
+#: ipset(8) "add" options that are state, not membership: the counters (``packets``,
+#: ``bytes``, with the set's ``counters`` option) and the time an entry has left
+#: (``timeout``, counting down between two saves). Dropped like rule counters; ``nomatch``,
+#: ``comment``, ``skb*`` stay.
+_IPSET_STATE = frozenset({"packets", "bytes", "timeout"})
+
+
+def _ipset_member(words: list[str]) -> str:
+    out: list[str] = []
+    i = 0
+    while i < len(words):
+        if i > 0 and words[i] in _IPSET_STATE and i + 1 < len(words):
+            i += 2
+            continue
+        out.append(words[i])
+        i += 1
+    return " ".join(out)
+
+
+#: nft set element fields (nft JSON, libnftables-json(5) "ELEM") that are state: the
+#: element's counter and the time left before it expires.
+_NFT_ELEM_STATE = frozenset({"counter", "expires"})
+
+
+def _nft_member(elem: Any) -> str:
+    if isinstance(elem, str):
+        return elem
+    if isinstance(elem, dict) and isinstance(elem.get("elem"), dict):
+        body = {k: v for k, v in elem["elem"].items() if k not in _NFT_ELEM_STATE}
+        elem = body["val"] if set(body) == {"val"} else {"elem": body}
+    return elem if isinstance(elem, str) else json.dumps(elem, sort_keys=True)
+
+
 def _ipset_sets(text: str) -> dict[str, SetInfo]:
     specs: dict[str, str] = {}
     members: dict[str, list[str]] = {}
@@ -145,7 +199,7 @@ def _ipset_sets(text: str) -> dict[str, SetInfo]:
             specs[words[1]] = " ".join(spec)
             members.setdefault(words[1], [])
         elif len(words) >= 3 and words[0] == "add":
-            members.setdefault(words[1], []).append(" ".join(words[2:]))
+            members.setdefault(words[1], []).append(_ipset_member(words[2:]))
     return {
         f"ipset:{name}": SetInfo("ipset", name, name, tuple(sorted(m)), specs.get(name, ""))
         for name, m in members.items()
@@ -153,28 +207,25 @@ def _ipset_sets(text: str) -> dict[str, SetInfo]:
 
 
 def _nft_sets(text: str) -> dict[str, SetInfo]:
-    try:
-        doc: Any = json.loads(text)
-    except ValueError:
+    doc = _loads(text)
+    if doc is None:
         return {}
     out: dict[str, SetInfo] = {}
-    for item in doc.get("nftables", []) if isinstance(doc, dict) else []:
+    items = doc.get("nftables") if isinstance(doc, dict) else None
+    for item in items if isinstance(items, list) else []:
         body = item.get("set") if isinstance(item, dict) else None
         if not isinstance(body, dict):
             continue
         name = f"{body.get('family')} {body.get('table')} {body.get('name')}"
         elems = body.get("elem", [])
-        members = tuple(
-            sorted(json.dumps(e, sort_keys=True) if not isinstance(e, str) else e for e in elems)
-        )
+        members = tuple(sorted(_nft_member(e) for e in elems if isinstance(elems, list)))
         out[f"nft-set:{name}"] = SetInfo("nft-set", name, name, members, str(body.get("type")))
     return out
 
 
 def _prefix_lists(text: str) -> dict[str, SetInfo]:
-    try:
-        doc: Any = json.loads(text)
-    except ValueError:
+    doc = _loads(text)
+    if doc is None:
         return {}
     lists = doc.get("PrefixLists", []) if isinstance(doc, dict) else doc
     out: dict[str, SetInfo] = {}
@@ -182,16 +233,22 @@ def _prefix_lists(text: str) -> dict[str, SetInfo]:
         if not isinstance(pl, dict) or "PrefixListId" not in pl:
             continue
         pid = str(pl["PrefixListId"])
-        entries = tuple(sorted(str(e.get("Cidr")) for e in pl.get("Entries", []) or []))
+        listed = pl.get("Entries")
+        entries = tuple(
+            sorted(
+                str(e.get("Cidr"))
+                for e in (listed if isinstance(listed, list) else [])
+                if isinstance(e, dict)
+            )
+        )
         title = f"{pid} ({pl.get('PrefixListName', '')})"
         out[f"prefix-list:{pid}"] = SetInfo("prefix-list", pid, title, entries)
     return out
 
 
 def _groups(text: str) -> dict[str, str]:
-    try:
-        doc: Any = json.loads(text)
-    except ValueError:
+    doc = _loads(text)
+    if doc is None:
         return {}
     groups = doc.get("SecurityGroups", []) if isinstance(doc, dict) else doc
     return {
@@ -201,18 +258,46 @@ def _groups(text: str) -> dict[str, str]:
     }
 
 
+def _relocate(exc: InputError, snapshot: Snapshot, directory: Path) -> InputError:
+    """``exc`` with the private temporary paths of ``snapshot``'s parts replaced by what the
+    user gave: the configuration file itself, or ``SNAPSHOT part NAME``."""
+    prefix = str(directory) + "/"
+    names = sorted((p.name for p in snapshot.parts), key=len, reverse=True)
+
+    def place(name: str) -> str:
+        if snapshot.plain and snapshot.path is not None:
+            return str(snapshot.path)
+        where = snapshot.path if snapshot.path is not None else snapshot.label
+        return f"{where} part {name}"
+
+    def text(message: str) -> str:
+        for name in names:
+            message = message.replace(prefix + name, place(name))
+        return message.replace(prefix, "")
+
+    problems = []
+    for loc, message in exc.problems:
+        path = str(loc.path)
+        if path.startswith(prefix):
+            loc = Location(place(path[len(prefix) :]), loc.line, loc.column)
+        problems.append((loc, text(message)))
+    return InputError(problems)
+
+
 @contextmanager
 def materialise(snapshot: Snapshot) -> Iterator[MaterialisedEnd]:
     """Write ``snapshot``'s parts to a temporary directory, read them, yield the result; the
-    directory is removed on exit. Raises ``InputError`` (exit 2) when a part does not read."""
+    directory is removed on exit. Raises ``InputError`` (exit 2) when a part does not read,
+    naming the configuration file given or ``SNAPSHOT part NAME``, never the temporary copy."""
     with tempfile.TemporaryDirectory(prefix="netguard-review-") as tmp:
         directory = Path(tmp)
-        skip = _iptables_tables(snapshot.parts)
+        skip = iptables_tables(snapshot.parts)
         notes: list[str] = []
         paths: list[Path] = []
         sets: dict[str, SetInfo] = {}
         groups: dict[str, str] = {}
         for part in snapshot.parts:
+            _check_depth(snapshot, part)
             text = part.text
             if part.format == ConfigFormat.NFT_JSON.value:
                 text, extra = _filter_nft(text, skip)
@@ -227,13 +312,22 @@ def materialise(snapshot: Snapshot) -> Iterator[MaterialisedEnd]:
             path = directory / part.name
             path.write_text(text, encoding="utf-8")
             paths.append(path)
-        configs = load_configs(paths)
-        yield MaterialisedEnd(
-            snapshot=snapshot,
-            directory=directory,
-            configs=configs,
-            paths=tuple(paths),
-            sets=sets,
-            groups=groups,
-            notes=notes,
-        )
+        try:
+            configs = load_configs(paths)
+        except InputError as exc:
+            raise _relocate(exc, snapshot, directory) from None
+        try:
+            yield MaterialisedEnd(
+                snapshot=snapshot,
+                directory=directory,
+                configs=configs,
+                paths=tuple(paths),
+                sets=sets,
+                groups=groups,
+                notes=notes,
+            )
+        except InputError as exc:
+            # Raised while this end was in use (the engine refusing a jump loop, say).
+            if not any(str(loc.path).startswith(str(directory)) for loc, _ in exc.problems):
+                raise
+            raise _relocate(exc, snapshot, directory) from None

@@ -10,6 +10,7 @@ text can inject markup. Markdown escapes table cells and puts rule text in code 
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -22,19 +23,81 @@ FORMATS = ("text", "markdown", "html", "json")
 _TEMPLATES = Path(__file__).resolve().parent / "templates"
 
 
+# Characters that would not show as themselves: C0 and C1 controls (a carriage return or a
+# line feed starts a new Markdown table row or a new terminal line, ESC starts a terminal
+# control sequence), DEL, the Unicode line and paragraph separators and the bidirectional
+# formatting characters (which reorder what is shown: Unicode TR9, CVE-2021-42574). Tab stays.
+_INVISIBLE = re.compile("[\x00-\x08\x0a-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028-\u202e\u2066-\u2069]")
+
+
+def _escape_invisible(match: re.Match[str]) -> str:
+    code = ord(match.group())
+    return f"\\x{code:02x}" if code < 0x100 else f"\\u{code:04x}"
+
+
+def visible(value: Any) -> Any:
+    """``value`` (a document or any part of it) with every string's invisible characters
+    (``_INVISIBLE``: controls, line separators, bidi overrides) written as ``\\xNN`` or
+    ``\\uNNNN``, so configuration text (rule comments, chain and set names) cannot start a
+    line, a table row or a terminal sequence, or reorder what a reviewer reads. The text,
+    Markdown and HTML forms are rendered from it; JSON keeps the exact strings."""
+    if isinstance(value, str):
+        return _INVISIBLE.sub(_escape_invisible, value)
+    if isinstance(value, dict):
+        return {k: visible(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [visible(v) for v in value]
+    return value
+
+
 def _verdict(doc: dict[str, Any]) -> str:
     s = doc["summary"]
     parts = []
     if "compliant" in s:
         parts.append("COMPLIANT" if s["compliant"] else "NOT COMPLIANT")
+    unproven = s.get("unproven", 0)
+    unanalysed = s.get("unanalysed_changed", [])
     if s["semantic_change"]:
         parts.append(
             f"what the network allows CHANGED: {s['newly_permitted']} newly permitted, "
             f"{s['newly_denied']} newly denied flow group(s)"
         )
+    elif unproven or unanalysed:
+        parts.append("what the network allows is NOT PROVEN unchanged")
     else:
         parts.append("what the network allows is UNCHANGED (proven)")
+    if unproven:
+        parts.append(
+            f"{unproven} flow group(s) possibly changed (conditions netguard does not model)"
+        )
+    if unanalysed:
+        parts.append(f"changed where netguard does not analyse: {', '.join(unanalysed)}")
     return "; ".join(parts)
+
+
+_CAVEAT = (
+    "This covers the rules netguard analyses only: parts it does not analyse changed too "
+    "(listed under structural changes), so no verdict here is a proof for them."
+)
+
+#: The flow lists of a hook in the order shown: document key, label, truncation flag.
+_FLOW_KINDS = (
+    ("permitted", "newly permitted", "truncated_permitted"),
+    ("denied", "newly denied", "truncated_denied"),
+    ("unproven_permitted", "possibly permitted (not proven)", "truncated_unproven"),
+    ("unproven_denied", "possibly denied (not proven)", "truncated_unproven"),
+)
+
+
+def _loud(label: str) -> str:
+    """``newly permitted`` -> ``newly PERMITTED`` (the text form's emphasis)."""
+    first, verb, *rest = label.split(" ", 2)
+    return " ".join([first, verb.upper(), *rest])
+
+
+def _flow_rows(h: dict[str, Any]) -> list[tuple[str, str, dict[str, Any]]]:
+    """``(key, label, flow)`` for every flow of hook ``h``, in the order shown."""
+    return [(key, label, fc) for key, label, _ in _FLOW_KINDS for fc in h.get(key, [])]
 
 
 def _structural_counts(s: dict[str, Any]) -> str:
@@ -85,27 +148,28 @@ def render_text(doc: dict[str, Any]) -> str:
     sem = doc["semantic"]
     if not sem["hooks"]:
         w("  none: no packet is treated differently (proof: the difference sets are empty)")
+    if doc["structural"].get("unanalysed"):
+        w(f"  {_CAVEAT}")
     for h in sem["hooks"]:
         w(f"  {h['ruleset']} {h['hook']}:")
-        for key, label, trunc in (
-            ("permitted", "newly PERMITTED", "truncated_permitted"),
-            ("denied", "newly DENIED", "truncated_denied"),
-        ):
-            for fc in h[key]:
-                w(f"    {label}: {fc['space']}")
+        shown: set[str] = set()
+        for key, label, trunc in _FLOW_KINDS:
+            for fc in h.get(key, []):
+                w(f"    {_loud(label)}: {fc['space']}")
                 w(f"      example: {fc['example']}")
                 for r in fc["old_rules"]:
                     w(f"      old: {r}")
                 for r in fc["new_rules"]:
                     w(f"      new: {r}")
-            if h[trunc]:
-                w(f"    ... more {key} flows than shown")
+            if h.get(trunc) and trunc not in shown and h.get(key):
+                shown.add(trunc)
+                w(f"    ... more {label.split(' (')[0]} flows than shown")
     if sem["unchanged"]:
         w(f"  unchanged (proven): {', '.join(sem['unchanged'])}")
     w("")
     w("STRUCTURAL CHANGES")
     st = doc["structural"]
-    if not (st["rulesets"] or st["sets"] or st["security_groups"]):
+    if not (st["rulesets"] or st["sets"] or st["security_groups"] or st.get("unanalysed")):
         w("  none")
     for p in st["rulesets"]:
         w(f"  {p['ruleset']}:")
@@ -128,6 +192,8 @@ def render_text(doc: dict[str, Any]) -> str:
         w(f"  {_set_line(sc)}")
     for g in st["security_groups"]:
         w(f"  {_group_line(g)}")
+    for u in st.get("unanalysed", []):
+        w(f"  {u}")
     if "compliance" in doc:
         c = doc["compliance"]
         w("")
@@ -169,11 +235,19 @@ def render_text(doc: dict[str, Any]) -> str:
     w("SNAPSHOTS")
     for end in ("old", "new"):
         info = doc[end]
-        who = info["host"] or info["account"] or "-"
-        w(f"  {end}: {info['label']} taken {info['taken_at']} from {info['source']} ({who})")
+        w(f"  {end}: {info['label']} {_provenance(info)}")
         for part in info["parts"]:
             w(f"    {part['name']} ({part['format']}) sha256 {part['sha256']}")
     return "\n".join(out) + "\n"
+
+
+def _provenance(info: dict[str, Any]) -> str:
+    """``taken T from SOURCE (HOST)`` for a snapshot; for a configuration file given as an
+    end, that it is one and when it was read (it says nothing of when it was in force)."""
+    if info.get("plain"):
+        return f"(a configuration file, not a snapshot; read {info['taken_at']})"
+    who = info["host"] or info["account"] or "-"
+    return f"taken {info['taken_at']} from {info['source']} ({who})"
 
 
 def _set_line(sc: dict[str, Any]) -> str:
@@ -215,7 +289,7 @@ def _exception_line(x: dict[str, Any]) -> str:
 def _md(text: object) -> str:
     """Escape text for a Markdown paragraph or table cell."""
     s = str(text)
-    for ch in "\\`*_{}[]<>()#+!|":
+    for ch in "\\`*_{}[]<>()#+!|~&":
         s = s.replace(ch, "\\" + ch)
     return s.replace("\n", " ")
 
@@ -264,21 +338,23 @@ def render_markdown(doc: dict[str, Any]) -> str:
     if not sem["hooks"]:
         w("None: no packet is treated differently (the difference sets are empty).")
         w("")
+    if doc["structural"].get("unanalysed"):
+        w(f"**{_md(_CAVEAT)}**")
+        w("")
     for h in sem["hooks"]:
         w(f"### {_md(h['ruleset'])} {h['hook']}")
         w("")
         w("| change | flows | example | old rules | new rules |")
         w("|---|---|---|---|---|")
-        for key, label in (("permitted", "newly permitted"), ("denied", "newly denied")):
-            for fc in h[key]:
-                w(
-                    f"| {label} | {_code(fc['space'])} | {_code(fc['example'])} | "
-                    f"{'<br>'.join(_code(r) for r in fc['old_rules'])} | "
-                    f"{'<br>'.join(_code(r) for r in fc['new_rules'])} |"
-                )
-        for key in ("permitted", "denied"):
-            if h[f"truncated_{key}"]:
-                w(f"\nMore {key} flows than shown.")
+        for _, label, fc in _flow_rows(h):
+            w(
+                f"| {_md(label)} | {_code(fc['space'])} | {_code(fc['example'])} | "
+                f"{'<br>'.join(_code(r) for r in fc['old_rules'])} | "
+                f"{'<br>'.join(_code(r) for r in fc['new_rules'])} |"
+            )
+        for key in ("permitted", "denied", "unproven"):
+            if h.get(f"truncated_{key}"):
+                w(f"\nMore {key.replace('unproven', 'not proven')} flows than shown.")
         w("")
     if sem["unchanged"]:
         w(f"Unchanged (proven): {_md(', '.join(sem['unchanged']))}.")
@@ -286,7 +362,7 @@ def render_markdown(doc: dict[str, Any]) -> str:
     w("## Structural changes")
     w("")
     st = doc["structural"]
-    if not (st["rulesets"] or st["sets"] or st["security_groups"]):
+    if not (st["rulesets"] or st["sets"] or st["security_groups"] or st.get("unanalysed")):
         w("None.")
         w("")
     for p in st["rulesets"]:
@@ -317,7 +393,9 @@ def render_markdown(doc: dict[str, Any]) -> str:
         w(f"- {_md(_set_line(sc))}")
     for g in st["security_groups"]:
         w(f"- {_md(_group_line(g))}")
-    if st["sets"] or st["security_groups"]:
+    for u in st.get("unanalysed", []):
+        w(f"- {_md(u)}")
+    if st["sets"] or st["security_groups"] or st.get("unanalysed"):
         w("")
     if "compliance" in doc:
         c = doc["compliance"]
@@ -370,11 +448,7 @@ def render_markdown(doc: dict[str, Any]) -> str:
     w("")
     for end in ("old", "new"):
         info = doc[end]
-        who = info["host"] or info["account"] or "-"
-        w(
-            f"- {end}: {_md(info['label'])}, taken {info['taken_at']} from {info['source']} "
-            f"({_md(who)})"
-        )
+        w(f"- {end}: {_md(info['label'])}, {_md(_provenance(info))}")
         for part in info["parts"]:
             w(f"  - {_code(part['name'])} ({part['format']}) sha256 {_code(part['sha256'])}")
     return "\n".join(out) + "\n"
@@ -397,10 +471,13 @@ def render_html(doc: dict[str, Any]) -> str:
         doc=doc,
         verdict=_verdict(doc),
         structural_counts=_structural_counts(doc["summary"]),
+        caveat=_CAVEAT,
         rule_line=_rule_line,
         set_line=_set_line,
         group_line=_group_line,
         exception_line=_exception_line,
+        flow_rows=_flow_rows,
+        provenance=_provenance,
     )
 
 
@@ -418,5 +495,7 @@ _RENDERERS: dict[str, Callable[[dict[str, Any]], str]] = {
 
 
 def render_document(doc: dict[str, Any], fmt: str) -> str:
-    """``doc`` in format ``fmt`` (one of :data:`FORMATS`; ``KeyError`` otherwise)."""
-    return _RENDERERS[fmt](doc)
+    """``doc`` in format ``fmt`` (one of :data:`FORMATS`; ``KeyError`` otherwise). The
+    text, Markdown and HTML forms show invisible characters escaped (:func:`visible`)."""
+    render = _RENDERERS[fmt]
+    return render(doc if fmt == "json" else visible(doc))

@@ -1,10 +1,11 @@
 """``netguard snapshot``, ``netguard diff`` and ``netguard review``: options and ``run_*``.
 
 Exit codes (README "Exit codes"): ``snapshot`` 0 written, 2 invalid input or the name exists
-in the store, 3 a command or AWS failed. ``diff`` 0 when what the network allows is unchanged
-(structural changes only, or none), 1 when it changed. ``review`` 0 when the NEW end is
-compliant with the deployment, 1 when not. Invalid input (a damaged snapshot, a bad file, a
-bad profile) is 2 for every command, whatever ``--format``.
+in the store, 3 a command or AWS failed. ``diff`` 0 when what the network allows is proven
+unchanged (structural changes only, or none), 1 when it changed or cannot be proven unchanged
+(conditions netguard does not model decide packets where the rules changed). ``review`` 0
+when the NEW end is compliant with the deployment, 1 when not. Invalid input (a damaged
+snapshot, a bad file, a bad profile) is 2 for every command, whatever ``--format``.
 
 Ends (OLD, NEW, ``--since``, ``--until``): a snapshot file, a store directory (its newest
 snapshot) or one plain configuration file. ``review --until`` defaults to ``local``: a fresh
@@ -28,6 +29,7 @@ from netguard.review.render import render_document
 from netguard.review.semantic import semantic_diff
 from netguard.review.snapshot import (
     Snapshot,
+    is_snapshot_text,
     resolve_end,
     save_snapshot,
     snapshot_from_files,
@@ -127,6 +129,36 @@ def run_snapshot(options: SnapshotOptions, out: TextIO, err: TextIO) -> int:
     return EXIT_OK
 
 
+def _check_output(output: Path | None, ends: Sequence[Path]) -> None:
+    """Refuse an ``-o`` that would replace a snapshot or an input, or add a report to a
+    store read as an end (it would become that store's "newest snapshot"). Checked before
+    any work. Raises ``InputError`` (exit 2)."""
+    if output is None:
+        return
+    target = output.resolve()
+    for end in ends:
+        where = end.resolve()
+        if target == where:
+            raise InputError.at(
+                Location(output), "is an input of this command: choose another output file"
+            )
+        if where.is_dir() and target.parent == where:
+            raise InputError.at(
+                Location(output),
+                "is inside the snapshot store given as an input: write the report elsewhere",
+            )
+    try:
+        with output.open("rb") as fh:
+            head = fh.read(4096).decode("utf-8", errors="replace")
+    except OSError:
+        return  # missing (the usual case) or unreadable: write_outputs reports what fails
+    if is_snapshot_text(head):
+        raise InputError.at(
+            Location(output),
+            "is a snapshot: snapshots are never overwritten; choose another output file",
+        )
+
+
 def _emit(text: str, output: Path | None, out: TextIO) -> None:
     if output is None:
         out.write(text)
@@ -139,7 +171,9 @@ def _emit(text: str, output: Path | None, out: TextIO) -> None:
 
 def run_diff(options: DiffOptions, out: TextIO, err: TextIO) -> int:
     """Compare two ends; the document goes to ``out`` (or ``options.output``). Returns 0 when
-    the semantics are unchanged, 1 when they changed. Raises ``InputError`` (exit 2)."""
+    the semantics are proven unchanged, 1 when they changed or may have changed (unmodeled
+    conditions, see :mod:`netguard.review.semantic`). Raises ``InputError`` (exit 2)."""
+    _check_output(options.output, (options.old, options.new))
     old = resolve_end(options.old)
     new = resolve_end(options.new)
     with materialise(old) as a, materialise(new) as b:
@@ -155,12 +189,25 @@ def run_diff(options: DiffOptions, out: TextIO, err: TextIO) -> int:
         )
     _emit(render_document(doc, options.format), options.output, out)
     s = doc["summary"]
+    unproven = semantic.unproven or bool(structural.unanalysed)
     err.write(
-        f"{'semantic change' if semantic.changed else 'no semantic change'}: "
-        f"{s['newly_permitted']} newly permitted, {s['newly_denied']} newly denied; "
+        f"{_semantic_word(semantic.changed, unproven)}: "
+        f"{s['newly_permitted']} newly permitted, {s['newly_denied']} newly denied"
+        f"{_unproven_note(s['unproven'])}; "
         f"{sum(v for k, v in s['structural'].items())} structural changes\n"
     )
-    return EXIT_FINDINGS if semantic.changed else EXIT_OK
+    # Not proven unchanged counts as changed: a gate must not pass what it cannot prove.
+    return EXIT_FINDINGS if semantic.changed or unproven else EXIT_OK
+
+
+def _semantic_word(changed: bool, unproven: bool) -> str:
+    if changed:
+        return "semantic change"
+    return "semantic change not excluded" if unproven else "no semantic change"
+
+
+def _unproven_note(count: int) -> str:
+    return f", {count} possibly changed (unmodeled conditions)" if count else ""
 
 
 def run_review(options: ReviewOptions, out: TextIO, err: TextIO) -> int:
@@ -168,6 +215,10 @@ def run_review(options: ReviewOptions, out: TextIO, err: TextIO) -> int:
     to ``out`` (or ``options.output``). Returns 0 when the NEW end is compliant, 1 when not.
     Raises ``InputError``/``ProfileError`` (exit 2), ``SnapshotError`` (exit 3)."""
     review_date = options.as_of or default_as_of()
+    ends = [options.since, options.deployment]
+    if options.until != LOCAL:
+        ends.append(Path(options.until))
+    _check_output(options.output, ends)
     old = resolve_end(options.since)
     if options.until == LOCAL:
         prefix = ("ip", "netns", "exec", options.netns) if options.netns else ()
@@ -196,7 +247,7 @@ def run_review(options: ReviewOptions, out: TextIO, err: TextIO) -> int:
     s = doc["summary"]
     err.write(
         f"{'compliant' if s['compliant'] else 'NOT compliant'}; "
-        f"{'semantic change' if semantic.changed else 'no semantic change'}; "
+        f"{_semantic_word(semantic.changed, semantic.unproven or bool(structural.unanalysed))}; "
         f"{s['violations_appeared']} finding(s) appeared, {s['violations_resolved']} went away; "
         f"{s['exceptions_expiring']} exception(s) expiring before the next review\n"
     )

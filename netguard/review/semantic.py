@@ -8,10 +8,26 @@ does), and::
     newly permitted = (NEW.accepted - OLD.accepted) ∩ R
     newly denied    = (OLD.accepted - NEW.accepted) ∩ R
 
-Both empty is a proof that what the hook lets through is unchanged. ``R``, the *change
-region*, is the union of the match spaces (``engine.match(rule.match, family, Approx.MAY)``)
-of every rule the structural diff names at either end (added, removed, moved, modified, or
-whose match changed with a set). A packet outside R matches, in each chain, the same rules in
+Unmodeled conditions (``-m owner``, ``-m string``, a set with timeouts, ...) and targets make
+each end's ``accepted`` an upper bound (MAY) and ``accepted - uncertain`` a lower bound (the
+MUST reading, :mod:`netguard.space.evaluate`). Two different unmodeled conditions are both
+"may match" under MAY, so the difference above can be empty while the network changed
+(``--uid-owner 1000`` edited to ``--uid-owner 0``). So the verdict is checked against the
+bounds: what NEW may accept and OLD surely did not, and what OLD may have accepted and NEW
+surely does not::
+
+    possibly permitted = (NEW.accepted - (OLD.accepted - OLD.uncertain)) ∩ R - newly permitted
+    possibly denied    = (OLD.accepted - (NEW.accepted - NEW.uncertain)) ∩ R - newly denied
+
+All four empty is a proof that what the hook lets through is unchanged; the possibly
+permitted/denied flows are listed as *not proven* and count as a change for the exit code
+(so a change touching a rule with unmodeled conditions is "not proven", never "unchanged",
+unless only its comment changed).
+
+``R``, the *change region*, is the union of the match spaces (``engine.match(rule.match,
+family, Approx.MAY)``) of every rule the structural diff names at either end (added,
+removed, moved, modified other than in its comment, or whose match or action changed with a
+set or a renamed chain). A packet outside R matches, in each chain, the same rules in
 the same relative order at both ends (the unchanged rules keep their order and matches), so it
 takes the same path and gets the same verdict: the differences lie inside R. When a base chain
 changed (added, removed, policy, hook, priority) R is every packet. Both ends are evaluated
@@ -48,7 +64,8 @@ __all__ = [
 
 @dataclass(frozen=True)
 class FlowChange:
-    """One rectangle of newly permitted (``direction`` "permitted") or newly denied flows:
+    """One rectangle of newly permitted (``direction`` "permitted") or newly denied flows
+    (or, not proven, "possibly permitted"/"possibly denied"):
     ``space`` as text (e.g. ``ipv4 tcp dst 198.51.100.0/24 dport 443``), one ``example``
     packet in ``netguard explain`` syntax, and the rules deciding it at each end
     (``chain rule N: text [part:line]`` or ``chain C policy P``)."""
@@ -73,11 +90,20 @@ class HookDiff:
     truncated_permitted: bool = False
     truncated_denied: bool = False
     region: str = ""
+    unproven_permitted: tuple[FlowChange, ...] = ()
+    unproven_denied: tuple[FlowChange, ...] = ()
+    truncated_unproven: bool = False
 
     @property
     def changed(self) -> bool:
         """True when some flow is newly permitted or newly denied."""
         return bool(self.permitted or self.denied)
+
+    @property
+    def proven(self) -> bool:
+        """False when unmodeled conditions leave some flows possibly permitted or denied
+        (module docstring): then "unchanged" cannot be claimed for them."""
+        return not (self.unproven_permitted or self.unproven_denied)
 
 
 @dataclass(frozen=True)
@@ -91,6 +117,11 @@ class SemanticDiff:
     def changed(self) -> bool:
         """True when what the network allows changed somewhere."""
         return any(h.changed for h in self.hooks)
+
+    @property
+    def unproven(self) -> bool:
+        """True when some hook has flows that may have changed (unmodeled conditions)."""
+        return any(not h.proven for h in self.hooks)
 
 
 def change_region(engine: Engine, diff: PairDiff, family: int) -> tuple[HeaderSpace, str]:
@@ -226,7 +257,8 @@ def diff_pair_semantics(
     """The hook diffs of one pair and the ``label hook`` names proven unchanged.
 
     ``restrict`` False evaluates each end once over every packet instead of over R's parts;
-    the answer is the same (module docstring), which tests use to check the region. Raises
+    the answer is the same (module docstring), which tests use to check the region (the
+    possibly changed flows are taken inside R either way). Raises
     ``InputError`` (exit 2) for rule sets the engine refuses (jump loops, missing chains).
     """
     hooks: list[HookDiff] = []
@@ -238,8 +270,11 @@ def diff_pair_semantics(
     new = diff.new or _empty_like(diff.family, "(absent)")
     engine = Engine.for_rulesets(old, new)
     region: HeaderSpace | None = None
+    # Outside R both ends walk the same rules with the same (even unmodeled) conditions, so
+    # nothing there is "possibly" changed either: the bounds are compared inside R only,
+    # whichever set of packets is evaluated.
+    r, how = change_region(engine, diff, diff.family)
     if restrict:
-        r, how = change_region(engine, diff, diff.family)
         region = None if r.is_all(diff.family) else r
     else:
         how = "every packet"
@@ -247,10 +282,25 @@ def diff_pair_semantics(
         slices = _slices(diff, old, new, hook, engine, region)
         permitted = engine.none()
         denied = engine.none()
+        maybe_permitted = engine.none()
+        maybe_denied = engine.none()
         for sl in slices:
             permitted = permitted | (sl.new.accepted - sl.old.accepted)
             denied = denied | (sl.old.accepted - sl.new.accepted)
-        if permitted.is_empty() and denied.is_empty():
+            old_unsure, new_unsure = sl.old.uncertain, sl.new.uncertain
+            if not (old_unsure.is_empty() and new_unsure.is_empty()):
+                surely_old = sl.old.accepted - old_unsure
+                surely_new = sl.new.accepted - new_unsure
+                maybe_permitted = maybe_permitted | (sl.new.accepted - surely_old)
+                maybe_denied = maybe_denied | (sl.old.accepted - surely_new)
+        maybe_permitted = (maybe_permitted & r) - permitted
+        maybe_denied = (maybe_denied & r) - denied
+        if (
+            permitted.is_empty()
+            and denied.is_empty()
+            and maybe_permitted.is_empty()
+            and maybe_denied.is_empty()
+        ):
             unchanged.append(f"{diff.label} {hook.value}")
             continue
         sides_old = (old, old_end)
@@ -259,6 +309,12 @@ def diff_pair_semantics(
             permitted, "permitted", limit, slices, sides_old, sides_new, engine
         )
         den, den_trunc = _describe(denied, "denied", limit, slices, sides_old, sides_new, engine)
+        may_perm, may_perm_trunc = _describe(
+            maybe_permitted, "possibly permitted", limit, slices, sides_old, sides_new, engine
+        )
+        may_den, may_den_trunc = _describe(
+            maybe_denied, "possibly denied", limit, slices, sides_old, sides_new, engine
+        )
         hooks.append(
             HookDiff(
                 label=diff.label,
@@ -269,6 +325,9 @@ def diff_pair_semantics(
                 truncated_permitted=perm_trunc,
                 truncated_denied=den_trunc,
                 region=how,
+                unproven_permitted=may_perm,
+                unproven_denied=may_den,
+                truncated_unproven=may_perm_trunc or may_den_trunc,
             )
         )
     return hooks, unchanged

@@ -4,7 +4,7 @@ A snapshot is one JSON document (UTF-8, ``.json``) holding the raw output of the
 were run (or the files that were given), called *parts*, and a *manifest*::
 
     {"format": "netguard-snapshot", "version": 1,
-     "manifest": {"id", "taken_at" (UTC, ISO 8601 with Z), "source" (local|aws|files),
+     "manifest": {"taken_at" (UTC, ISO 8601 with Z), "source" (local|aws|files),
                   "host", "account", "region", "netguard_version",
                   "commands": [{"argv": [...], "exit_code": 0, "part": NAME}, ...],
                   "parts": [{"name", "format", "bytes", "sha256"}, ...]},
@@ -16,7 +16,11 @@ separators=(",", ":"), ensure_ascii=True)``. On load every hash is recomputed: a
 document (not JSON), a changed part, a changed manifest, a missing or extra part is refused
 with :class:`~netguard.errors.InputError` (exit 2) naming the file and what is wrong. The hashes
 detect accidents and naive edits, not a forger who recomputes them (sign or store the
-snapshot elsewhere for that).
+snapshot elsewhere for that); the manifest's shape is checked too (a UTC time, a known source
+and part format, integer sizes, single-line names), so even such an edit cannot crash the
+reader or put line breaks or markup into a report, and nothing is stored that would not load
+back. An empty file, or a file that is the first bytes of a snapshot, given as an end of a
+diff is a damaged snapshot, never an empty configuration.
 
 A *store* is a directory of snapshots named ``<taken_at>-<host>-<sha8>.json``. It is
 append-only: a snapshot is created with ``link(2)`` from a fsynced temporary file, which fails
@@ -119,7 +123,8 @@ class CommandRun:
 @dataclass(frozen=True)
 class Snapshot:
     """A snapshot in memory (see the module docstring). ``path`` is where it was loaded from
-    (None: not stored); ``label`` how reports name it."""
+    (None: not stored); ``label`` how reports name it; ``plain`` is True when ``path`` is a
+    configuration file read as a one-part snapshot (not a snapshot document)."""
 
     taken_at: str
     source: str
@@ -131,6 +136,7 @@ class Snapshot:
     netguard_version: str = __version__
     path: Path | None = field(default=None, compare=False)
     notes: tuple[str, ...] = field(default=(), compare=False)
+    plain: bool = field(default=False, compare=False)
 
     @property
     def snapshot_id(self) -> str:
@@ -263,12 +269,21 @@ def _part_format(name: str, text: str) -> str:
         return "unknown"
 
 
+def part_name(file_name: str) -> str:
+    """The part name a file is recorded under: characters other than letters, digits, ``.``,
+    ``_`` and ``-`` replaced by ``_``, leading ``.`` and ``-`` dropped (no hidden file, no
+    option-like name), at most 128 characters; ``part`` when nothing is left. Always a name
+    :func:`load_snapshot` accepts."""
+    name = re.sub(r"[^A-Za-z0-9._-]", "_", file_name).lstrip(".-")[:128]
+    return name if _PART_NAME_RE.fullmatch(name) else "part"
+
+
 def snapshot_from_files(paths: Sequence[Path], *, host: str | None = None) -> Snapshot:
     """A snapshot of the given configuration files (formats by content, as ``check``).
 
-    Part names are the files' base names (characters other than letters, digits, ``.``,
-    ``_`` and ``-`` replaced by ``_``). Raises ``InputError`` (exit 2) for unreadable or
-    unrecognised files and for two files with the same base name.
+    Part names are the files' base names made plain (:func:`part_name`). Raises
+    ``InputError`` (exit 2) for unreadable, empty or unrecognised files and for two files
+    with the same part name.
     """
     if not paths:
         raise InputError.at(Location("--source"), "expected local, aws or at least one FILE")
@@ -280,6 +295,9 @@ def snapshot_from_files(paths: Sequence[Path], *, host: str | None = None) -> Sn
             if not path.is_file():
                 raise InputError.at(Location(path), "not a regular file")
             text = path.read_bytes().decode("utf-8")
+            if not text.strip():
+                # Read as a configuration it would say "no rules": everything allowed.
+                raise InputError.at(Location(path), "empty file: nothing to record")
             fmt = detect_format(path, text)
         except InputError as exc:
             problems.extend(exc.problems)
@@ -287,10 +305,13 @@ def snapshot_from_files(paths: Sequence[Path], *, host: str | None = None) -> Sn
         except UnicodeDecodeError:
             problems.append((Location(path), "not UTF-8 text"))
             continue
+        except RecursionError:
+            problems.append((Location(path), "JSON nested too deeply"))
+            continue
         except OSError as exc:
             problems.append((Location(path), f"cannot read: {exc.strerror or exc}"))
             continue
-        name = re.sub(r"[^A-Za-z0-9._-]", "_", path.name).lstrip(".")[:128] or "part"
+        name = part_name(path.name)
         if name in seen:
             problems.append((Location(path), f"two files named {name!r}: rename one"))
             continue
@@ -440,11 +461,17 @@ def save_snapshot(snapshot: Snapshot, store: Path) -> Path:
 
     The file is written in full to a temporary file in ``store``, fsynced, then linked to its
     final name with ``link(2)``, which fails if the name exists: the store is append-only.
-    Raises :class:`SnapshotExistsError` (exit 2) when the name exists, ``OutputError``
+    A snapshot whose manifest :func:`load_snapshot` would refuse is not written
+    (``InputError``, exit 2). Raises :class:`SnapshotExistsError` (exit 2) when the name
+    exists, ``OutputError``
     (exit 3) when writing fails. Returns the path written.
     """
     if store.exists() and not store.is_dir():
         raise InputError.at(Location(store), "not a directory: expected a snapshot store")
+    problem = _manifest_problem(snapshot.manifest())
+    if problem:
+        # Never store what load_snapshot would refuse.
+        raise InputError.at(Location(store), f"cannot record this snapshot: the manifest {problem}")
     target = store / f"{snapshot.snapshot_id}.json"
     data = snapshot.to_json().encode("utf-8")
     try:
@@ -488,10 +515,94 @@ def _damaged(path: Path, what: str, line: int = 0, column: int = 0) -> InputErro
     )
 
 
+_HEADER = '{"format":"netguard-snapshot"'
+
+
 def is_snapshot_text(text: str) -> bool:
-    """True when ``text`` starts like a snapshot document (a JSON object whose first key is
-    ``"format": "netguard-snapshot"``) — even a truncated one."""
-    return bool(re.match(r'\s*\{\s*"format"\s*:\s*"netguard-snapshot"', text))
+    """True when ``text`` (the start of a file) is, or may be, a snapshot document: a JSON
+    object whose first key is ``"format": "netguard-snapshot"``, or a non-empty prefix of
+    one (a snapshot truncated to a few bytes), or a JSON object naming that format within
+    its first characters (keys reordered by a JSON tool)."""
+    compact = "".join(text.lstrip("\ufeff").split())
+    if not compact:
+        return False
+    if _HEADER.startswith(compact) or compact.startswith(_HEADER):
+        return True
+    return compact.startswith("{") and '"netguard-snapshot"' in compact
+
+
+_TAKEN_AT_RE = re.compile(r"\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}Z")
+_SHA256_RE = re.compile(r"[0-9a-f]{64}")
+_SOURCES = ("local", "aws", "files")
+#: Part formats a snapshot may record: the :class:`~netguard.check.ConfigFormat` values, and
+#: ``unknown`` for a command output no reader recognised.
+_PART_FORMATS = frozenset({f.value for f in ConfigFormat} | {"unknown"})
+_MAX_LABEL = 1024
+
+
+def _is_int(value: object) -> bool:
+    # JSON integers only: not booleans (``True == 1``), not floats (``1.0``, ``Infinity``).
+    return type(value) is int
+
+
+def _plain(value: object) -> bool:
+    """A short single-line string: no control or line/paragraph-separator character."""
+    return (
+        isinstance(value, str)
+        and len(value) <= _MAX_LABEL
+        and not any(ord(c) < 0x20 or 0x7F <= ord(c) < 0xA0 or c in "\u2028\u2029" for c in value)
+    )
+
+
+def _manifest_problem(m: dict[str, Any]) -> str | None:
+    """What is wrong with the shape of manifest ``m`` (module docstring), or None.
+
+    Every field a report shows or a file name is made from is checked, so that a manifest
+    edited with its hash recomputed still cannot crash the reader or put markup, line breaks
+    or an odd timestamp into a review document."""
+    taken = m.get("taken_at")
+    if not isinstance(taken, str) or not _TAKEN_AT_RE.fullmatch(taken):
+        return "taken_at is not a UTC time like 2026-01-31T12:00:00Z"
+    try:
+        dt.datetime.strptime(taken, "%Y-%m-%dT%H:%M:%SZ")
+    except ValueError:
+        return f"taken_at {taken!r} is not a valid time"
+    if m.get("source") not in _SOURCES:
+        return f"source is not one of {', '.join(_SOURCES)}"
+    for key in ("host", "account", "region"):
+        if m.get(key) is not None and not _plain(m[key]):
+            return f"{key} is not a short single-line string"
+    if not _plain(m.get("netguard_version", "")):
+        return "netguard_version is not a short single-line string"
+    parts = m.get("parts")
+    if not isinstance(parts, list):
+        return "lacks its list of parts"
+    for p in parts:
+        if not isinstance(p, dict):
+            return "lists a part that is not an object"
+        name = p.get("name")
+        if not isinstance(name, str) or not _PART_NAME_RE.fullmatch(name):
+            return f"part name {name!r} is not a plain file name"
+        if p.get("format") not in _PART_FORMATS:
+            return f"part {name} has an unknown format {p.get('format')!r}"
+        if not _is_int(p.get("bytes")) or p["bytes"] < 0:
+            return f"part {name} has no byte count"
+        if not isinstance(p.get("sha256"), str) or not _SHA256_RE.fullmatch(p["sha256"]):
+            return f"part {name} has no sha256"
+    names = {p["name"] for p in parts}
+    commands = m.get("commands")
+    if not isinstance(commands, list):
+        return "lacks its list of commands"
+    for c in commands:
+        if (
+            not isinstance(c, dict)
+            or not isinstance(c.get("argv"), list)
+            or not all(_plain(a) for a in c["argv"])
+            or not _is_int(c.get("exit_code"))
+            or c.get("part") not in names
+        ):
+            return "lists a command without argv, exit_code and one of its parts"
+    return None
 
 
 def load_snapshot(path: Path) -> Snapshot:
@@ -515,14 +626,18 @@ def load_snapshot(path: Path) -> Snapshot:
         doc = json.loads(text)
     except json.JSONDecodeError as exc:
         raise _damaged(path, f"not valid JSON ({exc.msg})", exc.lineno, exc.colno) from None
+    except RecursionError:
+        raise _damaged(path, "JSON nested too deeply") from None
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise InputError.at(
             Location(path, 1), f'not a netguard snapshot: expected {{"format": "{FORMAT}", ...}}'
         )
-    if doc.get("version") != FORMAT_VERSION:
+    version = doc.get("version")
+    # ``True == 1`` in Python: the version must be the JSON integer itself.
+    if type(version) is not int or version != FORMAT_VERSION:
         raise InputError.at(
             Location(path),
-            f"snapshot format version {doc.get('version')!r} is not supported "
+            f"snapshot format version {version!r} is not supported "
             f"(this netguard reads version {FORMAT_VERSION})",
         )
     manifest = doc.get("manifest")
@@ -533,23 +648,20 @@ def load_snapshot(path: Path) -> Snapshot:
         "manifest_sha256"
     ):
         raise _damaged(path, "the manifest does not match manifest_sha256")
-    try:
-        listed = [
-            (str(p["name"]), str(p["format"]), int(p["bytes"]), str(p["sha256"]))
-            for p in manifest["parts"]
-        ]
-        commands = tuple(
-            CommandRun(tuple(str(a) for a in c["argv"]), int(c["exit_code"]), str(c["part"]))
-            for c in manifest["commands"]
-        )
-        taken_at = str(manifest["taken_at"])
-        source = str(manifest["source"])
-    except (KeyError, TypeError, ValueError):
-        raise _damaged(path, "the manifest lacks a required field") from None
+    problem = _manifest_problem(manifest)
+    if problem:
+        raise _damaged(path, f"the manifest {problem}")
+    listed = [
+        (str(p["name"]), str(p["format"]), int(p["bytes"]), str(p["sha256"]))
+        for p in manifest["parts"]
+    ]
+    commands = tuple(
+        CommandRun(tuple(str(a) for a in c["argv"]), int(c["exit_code"]), str(c["part"]))
+        for c in manifest["commands"]
+    )
+    taken_at = str(manifest["taken_at"])
+    source = str(manifest["source"])
     names = [n for n, _, _, _ in listed]
-    bad = [n for n in names if not _PART_NAME_RE.fullmatch(n)]
-    if bad:
-        raise _damaged(path, f"part name {bad[0]!r} is not a plain file name")
     if sorted(names) != sorted(parts_doc) or len(set(names)) != len(names):
         missing = sorted(set(names) - set(parts_doc))
         extra = sorted(set(parts_doc) - set(names))
@@ -559,7 +671,11 @@ def load_snapshot(path: Path) -> Snapshot:
         body = parts_doc[name]
         if not isinstance(body, str):
             raise _damaged(path, f"part {name} is not text")
-        data = body.encode("utf-8")
+        try:
+            data = body.encode("utf-8")
+        except UnicodeEncodeError:
+            # A lone surrogate (``"\\ud800"``) is valid JSON but no UTF-8 text: never written.
+            raise _damaged(path, f"part {name} is not valid Unicode text") from None
         if len(data) != size or hashlib.sha256(data).hexdigest() != digest:
             raise _damaged(
                 path, f"part {name} has {len(data)} bytes and another sha256 than recorded"
@@ -583,14 +699,32 @@ def load_snapshot(path: Path) -> Snapshot:
     )
 
 
+#: How :func:`save_snapshot` names a stored snapshot: the UTC second it was taken first.
+_STORED_NAME_RE = re.compile(r"\d{8}T\d{6}Z-[A-Za-z0-9._-]*\.json")
+
+
 def latest_in_store(store: Path) -> Path:
     """The newest snapshot file in directory ``store`` (by the UTC time its name starts
-    with, then by modification time). Raises ``InputError`` (exit 2) when the store holds none."""
-    found = [p for p in store.glob("*.json") if not p.name.startswith(".")]
+    with, then by modification time). Only names :func:`save_snapshot` gives count (a copy
+    saved as ``backup.json`` is not taken for the newest). Raises ``InputError`` (exit 2)
+    when the store holds none."""
+    try:
+        found = [p for p in store.glob("*.json") if _STORED_NAME_RE.fullmatch(p.name)]
+    except OSError as exc:
+        raise InputError.at(Location(store), f"cannot list: {exc.strerror or exc}") from None
     if not found:
-        raise InputError.at(Location(store), "no snapshot in this store (*.json)")
+        raise InputError.at(
+            Location(store), "no snapshot in this store (files named YYYYMMDDTHHMMSSZ-*.json)"
+        )
+
+    def mtime(p: Path) -> int:
+        try:
+            return p.stat().st_mtime_ns
+        except OSError:  # a dangling link: load_snapshot names it if it is the newest
+            return 0
+
     # Names start with the UTC second; within one second the later-written file wins.
-    return max(found, key=lambda p: (p.name.split("-", 1)[0], p.stat().st_mtime_ns, p.name))
+    return max(found, key=lambda p: (p.name.split("-", 1)[0], mtime(p), p.name))
 
 
 def resolve_end(path: Path) -> Snapshot:
@@ -601,11 +735,24 @@ def resolve_end(path: Path) -> Snapshot:
         return load_snapshot(latest_in_store(path))
     try:
         with path.open("rb") as fh:
-            head = fh.read(256).decode("utf-8", errors="replace")
+            head = fh.read(4096).decode("utf-8", errors="replace")
     except OSError as exc:
         raise InputError.at(Location(path), f"cannot read: {exc.strerror or exc}") from None
     if is_snapshot_text(head):
         return load_snapshot(path)
+    if not head.strip():
+        try:
+            empty = not path.read_bytes().strip()
+        except OSError as exc:
+            raise InputError.at(Location(path), f"cannot read: {exc.strerror or exc}") from None
+        if empty:
+            # An empty file is what a snapshot truncated to nothing looks like; read as a
+            # configuration it would be "no rules", i.e. everything allowed.
+            raise InputError.at(
+                Location(path),
+                "empty file: expected a snapshot, a store directory or a configuration "
+                "(iptables-save, ipset save, nft -j list ruleset, security groups JSON)",
+            )
     snap = snapshot_from_files([path])
     return Snapshot(
         taken_at=snap.taken_at,
@@ -613,4 +760,5 @@ def resolve_end(path: Path) -> Snapshot:
         host=None,
         parts=snap.parts,
         path=path,
+        plain=True,
     )

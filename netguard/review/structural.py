@@ -14,6 +14,12 @@ family, order among those). Within a pair:
   *modified* (comment); what remains in a replaced stretch is paired in order as *modified*,
   the rest is *added* or *removed*.
 
+Not analysed: the readers model the filter table (iptables) and the filter chains of the
+ip, ip6 and inet families (nft). The other iptables tables and nft tables and nat/route
+chains can still drop or rewrite packets, so their content (counters, handles and comments
+left out) is compared too; a difference is listed and leaves the semantic verdict "not
+proven" (:class:`StructuralDiff`).
+
 Named sets (ipsets, nft sets, AWS managed prefix lists) are compared by name (id): added,
 removed, renamed (prefix lists: same id, other name), members added/removed, type changed.
 Security groups are compared by GroupId: added, removed, renamed.
@@ -26,14 +32,16 @@ lists them under the set change.
 from __future__ import annotations
 
 import difflib
+import json
 import re
 import shlex
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import Any
 
 from netguard.check import ConfigFormat
 from netguard.model.ruleset import ActionKind, Chain, Rule, RuleSet
-from netguard.review.load import MaterialisedEnd, SetInfo
+from netguard.review.load import MaterialisedEnd, SetInfo, iptables_tables
 
 __all__ = [
     "ChainChange",
@@ -113,7 +121,8 @@ class PairDiff:
 
     ``old``/``new`` may be None when the rule set exists at one end only. ``changed_old`` and
     ``changed_new`` hold the rules (chain, position) whose matches bound where packets can be
-    treated differently; ``whole`` is True when a base chain changed, so any packet can.
+    treated differently (not those whose comment alone changed); ``whole`` is True when a
+    base chain changed, so any packet can.
     """
 
     label: str
@@ -136,11 +145,15 @@ class PairDiff:
 
 @dataclass
 class StructuralDiff:
-    """Every pair's diff, the set changes and the security-group changes."""
+    """Every pair's diff, the set changes and the security-group changes; ``unanalysed``
+    names the parts the readers do not analyse (iptables nat/mangle/raw/security tables; nft
+    tables of other families, chains of type nat or route) that differ between the ends:
+    the semantic diff cannot speak for them (module docstring, "Not analysed")."""
 
     pairs: list[PairDiff]
     sets: list[SetChange]
     groups: list[GroupChange]
+    unanalysed: list[str] = field(default_factory=list)
 
     @property
     def counts(self) -> dict[str, int]:
@@ -153,20 +166,25 @@ class StructuralDiff:
                 out[r.kind] += 1
         out["sets"] = len(self.sets)
         out["groups"] = len(self.groups)
+        out["unanalysed"] = len(self.unanalysed)
         return out
 
     @property
     def empty(self) -> bool:
         """True when nothing changed structurally."""
-        return not (self.sets or self.groups or any(p.changed for p in self.pairs))
+        return not (
+            self.sets or self.groups or self.unanalysed or any(p.changed for p in self.pairs)
+        )
 
 
 # --- identity -------------------------------------------------------------------------------
 
 _COUNTER_TOKEN = re.compile(r"\[\d+:\d+\]")
 _NFT_HANDLE = re.compile(r"\s*#\s*handle\s+\d+\s*$")
-_NFT_COUNTER = re.compile(r"\bcounter(\s+packets\s+\d+\s+bytes\s+\d+)?")
-_NFT_COMMENT = re.compile(r'\bcomment\s+"(?:[^"\\]|\\.)*"')
+# A statement, not part of a name: ``counter`` after a space or at the start, followed by a
+# space or the end (``jump counterchain``, ``@counter_set`` stay as they are).
+_NFT_COUNTER = re.compile(r"(?<!\S)counter(?:\s+packets\s+\d+\s+bytes\s+\d+)?(?!\S)")
+_NFT_COMMENT = re.compile(r'(?<!\S)comment\s+"(?:[^"\\]|\\.)*"')
 _AWS_DESCRIPTION = re.compile(r'\s*\("(?:[^"\\]|\\.)*"\)\s*$')
 _AWS_REF_NAME = re.compile(r"\b((?:pl|sg)-[0-9a-f]+) \([^()]*\)")
 _JUMP_OPTS = ("-j", "--jump", "-g", "--goto")
@@ -392,18 +410,30 @@ def _diff_rules(
     chain_name = b.name
     for i, j in pairs:
         ra, rb = a.rules[i], b.rules[j]
+        if not _same_action(ra, rb, rename):
+            # Same identity, other verdict or target: the identity normalised away something
+            # that matters (e.g. a chain name looking like a counter). Never hide it.
+            _record(diff, "modified", chain_name, ra, rb, old_end, new_end, "action")
+            continue
         if ra.comment != rb.comment:
-            _record(diff, "modified", chain_name, ra, rb, old_end, new_end, "comment")
+            # Same identity, match and action: the rule does the same to every packet, so it
+            # is no part of the change region (a comment edit proves "no semantic change"
+            # even on a rule with conditions netguard does not model).
+            _record(diff, "modified", chain_name, ra, rb, old_end, new_end, "comment", region=False)
         if ra.match != rb.match:
             diff.match_changed.append((_view(old_end, ra), _view(new_end, rb)))
             diff.changed_old.add((a.name, ra.position))
             diff.changed_new.add((b.name, rb.position))
+    order_free = _order_free(a) and _order_free(b)
     for i, j in sorted(moved.items()):
         ra, rb = a.rules[i], b.rules[j]
         detail = f"position {ra.position} -> {rb.position}"
         if ra.comment != rb.comment:
             detail += ", comment"
-        _record(diff, "moved", chain_name, ra, rb, old_end, new_end, detail)
+        # In a chain whose rules all give one verdict, order cannot matter: a move of a rule
+        # that is otherwise the same changes nothing (security groups are such sets).
+        same = order_free and ra.match == rb.match and _same_action(ra, rb, rename)
+        _record(diff, "moved", chain_name, ra, rb, old_end, new_end, detail, region=not same)
     for is_, js in blocks:
         left = [i for i in is_ if i not in moved]
         right = [j for j in js if j not in moved_new]
@@ -415,6 +445,23 @@ def _diff_rules(
             _record(diff, "added", chain_name, None, b.rules[j], old_end, new_end)
 
 
+def _order_free(chain: Chain) -> bool:
+    """True when the order of ``chain``'s rules cannot change any packet's verdict: every
+    rule ends in the same verdict (all ACCEPT, all DROP or all REJECT) or only logs. The
+    first match and any match then give the same outcome (iptables(8) "TARGETS"; AWS
+    security group rules are such an unordered set of allows)."""
+    kinds = {r.action.kind for r in chain.rules} - {ActionKind.LOG}
+    return len(kinds) <= 1 and kinds <= {ActionKind.ACCEPT, ActionKind.DROP, ActionKind.REJECT}
+
+
+def _same_action(ra: Rule, rb: Rule, rename: dict[str, str]) -> bool:
+    """True when the two rules do the same to a packet they match: same verdict kind and,
+    for a jump or goto, the same target chain (OLD names mapped through ``rename``)."""
+    a, b = ra.action, rb.action
+    target = rename.get(a.chain, a.chain) if a.chain is not None else None
+    return a.kind == b.kind and target == b.chain
+
+
 def _record(
     diff: PairDiff,
     kind: str,
@@ -424,10 +471,12 @@ def _record(
     old_end: MaterialisedEnd,
     new_end: MaterialisedEnd,
     detail: str = "",
+    *,
+    region: bool = True,
 ) -> None:
-    if ra is not None:
+    if region and ra is not None:
         diff.changed_old.add((ra.chain, ra.position))
-    if rb is not None:
+    if region and rb is not None:
         diff.changed_new.add((rb.chain, rb.position))
     diff.rules.append(
         RuleChange(
@@ -498,6 +547,118 @@ def _diff_groups(a: dict[str, str], b: dict[str, str]) -> list[GroupChange]:
     return out
 
 
+# --- what the readers do not analyse -----------------------------------------------------------
+
+_IPT_TABLE = re.compile(r"^\*(\S+)\s*$")
+_IPT_CHAIN_COUNTERS = re.compile(r"^(:\S+\s+\S+)\s+\[\d+:\d+\]\s*$")
+_NFT_ANALYSED_FAMILIES = ("ip", "ip6", "inet")
+
+
+def _iptables_unanalysed(text: str, out: dict[str, list[str]]) -> None:
+    """Lines of the tables other than ``filter`` (iptables-save(8)), counters and comments
+    left out, into ``out["iptables table NAME"]``."""
+    table: str | None = None
+    for raw in text.splitlines():
+        line = raw.strip()
+        if not line or line.startswith("#"):
+            continue
+        m = _IPT_TABLE.match(line)
+        if m:
+            table = m.group(1)
+            continue
+        if line == "COMMIT":
+            table = None
+            continue
+        if table is None or table == "filter":
+            continue
+        chain = _IPT_CHAIN_COUNTERS.match(line)
+        if chain:
+            line = chain.group(1)
+        elif not line.startswith(":"):
+            line = _iptables_identity(line, {}) + " @" + _chain_of(line)
+        out.setdefault(f"iptables table {table}", []).append(line)
+
+
+def _chain_of(line: str) -> str:
+    words = line.split()
+    for i, w in enumerate(words[:-1]):
+        if w in ("-A", "--append"):
+            return words[i + 1]
+    return ""
+
+
+def _nft_state_free(value: Any) -> Any:
+    """``value`` without handles, counter values and element expiry (libnftables-json(5))."""
+    if isinstance(value, dict):
+        return {
+            k: (None if k == "counter" else _nft_state_free(v))
+            for k, v in value.items()
+            if k not in ("handle", "expires")
+        }
+    if isinstance(value, list):
+        return [_nft_state_free(v) for v in value]
+    return value
+
+
+def _nft_unanalysed(text: str, out: dict[str, list[str]], skip: dict[str, set[str]]) -> None:
+    """Tables of families other than ip/ip6/inet and chains of type nat or route, with
+    their rules and sets, into ``out`` (nft(8) "ADDRESS FAMILIES", "CHAINS"); the tables in
+    ``skip`` (iptables-nft's, compared from the iptables-save parts) are left out."""
+    try:
+        doc: Any = json.loads(text)
+    except (ValueError, RecursionError):
+        return
+    items = doc.get("nftables") if isinstance(doc, dict) else None
+    if not isinstance(items, list):
+        return
+    chains: dict[tuple[object, object, object], str] = {}
+    for item in items:
+        if not isinstance(item, dict) or len(item) != 1:
+            continue
+        ((kind, body),) = item.items()
+        if not isinstance(body, dict):
+            continue
+        family = body.get("family")
+        table = body.get("name") if kind == "table" else body.get("table")
+        if isinstance(family, str) and table in skip.get(family, set()):
+            continue
+        key: str | None = None
+        if family not in _NFT_ANALYSED_FAMILIES:
+            key = f"nft table {family} {table}"
+        elif kind == "chain" and body.get("type") not in (None, "filter"):
+            key = f"nft chain {family} {table}/{body.get('name')} (type {body.get('type')})"
+            chains[(family, table, body.get("name"))] = key
+        elif kind == "rule":
+            key = chains.get((family, table, body.get("chain")))
+        if key is not None:
+            entry = json.dumps({kind: _nft_state_free(body)}, sort_keys=True)
+            out.setdefault(key, []).append(entry)
+
+
+def _unanalysed(end: MaterialisedEnd) -> dict[str, tuple[str, ...]]:
+    out: dict[str, list[str]] = {}
+    skip = iptables_tables(end.snapshot.parts)
+    for part in end.snapshot.parts:
+        if part.format == ConfigFormat.IPTABLES.value:
+            _iptables_unanalysed(part.text, out)
+        elif part.format == ConfigFormat.NFT_JSON.value:
+            _nft_unanalysed(part.text, out, skip)
+    return {k: tuple(sorted(v)) for k, v in out.items()}
+
+
+def _diff_unanalysed(old: MaterialisedEnd, new: MaterialisedEnd) -> list[str]:
+    a, b = _unanalysed(old), _unanalysed(new)
+    out = []
+    for key in sorted(set(a) | set(b)):
+        if key not in b:
+            out.append(f"{key} removed (not analysed)")
+        elif key not in a:
+            out.append(f"{key} added (not analysed)")
+        elif a[key] != b[key]:
+            out.append(f"{key} changed (not analysed)")
+    return out
+
+
 def structural_diff(old: MaterialisedEnd, new: MaterialisedEnd) -> StructuralDiff:
     """The structural diff of two read ends (module docstring)."""
     pairs = [
@@ -508,4 +669,5 @@ def structural_diff(old: MaterialisedEnd, new: MaterialisedEnd) -> StructuralDif
         pairs=pairs,
         sets=_diff_sets(old.sets, new.sets),
         groups=_diff_groups(old.groups, new.groups),
+        unanalysed=_diff_unanalysed(old, new),
     )
