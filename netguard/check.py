@@ -131,6 +131,8 @@ def detect_format(path: Path, text: str | None = None) -> ConfigFormat:
             data: Any = json.loads(stripped)
         except ValueError:
             data = None
+        except RecursionError:
+            raise InputError.at(Location(path, 1, 1), "invalid JSON: nested too deeply") from None
         if isinstance(data, dict):
             if "nftables" in data:
                 return ConfigFormat.NFT_JSON

@@ -573,3 +573,26 @@ def test_unfiltered_hooks_are_violations(tmp_path: Path) -> None:
         # resolvers, NTP by exception: the example must be outside all of that.
         vendor = ("198.51.100.0/25", "198.51.100.128/26", "2001:db8:100::/48")
         assert not (p.protocol == 6 and p.dport == 443 and any(_in(p.dst, n) for n in vendor))
+
+
+@pytest.mark.parametrize(
+    "text",
+    [
+        "[" * 100_000,
+        '{"nftables": ' + "[" * 100_000,
+        '{"nftables": [{"metainfo": {"json_schema_version": 1}}, '
+        + "[" * 100_000
+        + "]" * 100_000
+        + "]}",
+        '{"SecurityGroups": ' + "[" * 100_000 + "]" * 100_000 + "}",
+    ],
+    ids=["bare", "nft-head", "nft-element", "aws"],
+)
+def test_deeply_nested_json_is_invalid_input(tmp_path: Path, text: str) -> None:
+    """JSON nested deeper than Python's parser can follow is invalid input naming the file
+    (exit 2), not an internal error (regression: RecursionError reached the user)."""
+    path = tmp_path / "deep.json"
+    path.write_text(text)
+    result = _cli("check", PUBLIC, "--config", path)
+    assert result.exit_code == 2, result.output
+    assert str(path) in result.output and "Traceback" not in result.output

@@ -746,7 +746,7 @@ def _decode(text: str, path: Path) -> tuple[list[Json], list[int] | None]:
     if head is not None:
         try:
             found = _decode_array(text, head.end())
-        except (json.JSONDecodeError, ValueError):
+        except (json.JSONDecodeError, ValueError, RecursionError):
             found = None  # decoded again as a whole below, for json's message and position
         if found is not None:
             return found[0], found[1]
@@ -757,6 +757,8 @@ def _decode(text: str, path: Path) -> tuple[list[Json], list[int] | None]:
             Location(path, exc.lineno, exc.colno),
             f"not JSON ({exc.msg}): expected the output of 'nft -j list ruleset'",
         ) from None
+    except RecursionError:
+        raise InputError.at(Location(path, 1, 1), "invalid JSON: nested too deeply") from None
     if not isinstance(doc, dict) or "nftables" not in doc:
         what = "an object without that key" if isinstance(doc, dict) else _kind(doc)
         raise InputError.at(
