@@ -132,3 +132,36 @@ def test_vectorised_parse_agrees_with_ipaddress_on_edge_lines() -> None:
 def test_from_intervals_merges_adjacent() -> None:
     s = AddrSet.from_intervals(np.array([10, 0, 5]), np.array([20, 4, 9]))
     assert s.intervals(4) == [(0, 20)]
+
+
+v4_lists = st.lists(v4_prefix(BASE4), max_size=12)
+
+
+@settings(max_examples=150, deadline=None)
+@given(v4_lists, v4_lists, v4_lists, st.booleans())
+def test_fix_plan_turns_members_into_the_desired_set(
+    members: list[V4], desired: list[V4], others: list[V4], overlap: bool
+) -> None:
+    """After ``del`` of ``remove`` and ``add`` of ``add``, the carrier's members plus what
+    other rules allow hold every desired address, and the members hold nothing else (the
+    oracle enumerates addresses); without ``overlap`` (nft interval sets) no addition
+    overlaps a kept member or another addition."""
+    from netguard.drift.fix import Member, plan_members
+
+    ms = [Member(str(p), 4, int(p.network_address), int(p.broadcast_address)) for p in members]
+    want = parse_list(text(desired), "d").addrs
+    other = parse_list(text(others), "o").addrs
+    remove, add = plan_members(ms, want, other, 4, overlap=overlap)
+    kept = [m for m in ms if m not in remove]
+    added = [V4(p) for p in add]
+    kept_nets = [V4(m.text) for m in kept]
+    after = addresses(kept_nets) | addresses(added)
+    want_a = addresses(desired)
+    assert after <= want_a  # no member outside the desired set is left or added
+    assert want_a <= after | addresses(others)  # nothing desired is left uncovered
+    assert set(remove) == {m for m in ms if not addresses([V4(m.text)]) <= want_a}
+    if not overlap:
+        held = addresses(kept_nets)
+        for x in added:
+            assert not addresses([x]) & held
+            held |= addresses([x])

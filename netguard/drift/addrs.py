@@ -21,8 +21,9 @@ parsed vectorised from the bytes (numpy); every other line goes through ``ipaddr
   read as the IPv4 address or prefix it maps (a mapped address on the wire is an IPv4 peer),
   with a finding of kind ``ipv4-mapped``. A prefix shorter than /96 is not inside the mapped
   block and stays IPv6.
-- Anything else (a hostname, ``300.1.1.1``, ``/33``, leading zeros that ``ipaddress`` refuses)
-  is an :class:`~netguard.errors.InputError` naming file, line and column.
+- Anything else (a hostname, ``300.1.1.1``, ``/33``, leading zeros that ``ipaddress`` refuses,
+  an IPv6 zone id such as ``fe80::1%eth0``) is an :class:`~netguard.errors.InputError` naming
+  file, line and column. A UTF-8 byte order mark at the start of the data is ignored.
 """
 
 from __future__ import annotations
@@ -394,6 +395,13 @@ def parse_entry(text: str) -> tuple[int, int, int, str | None, str | None]:
     Raises ``ValueError`` with a message saying what was expected.
     """
     t = text.strip()
+    if "%" in t:
+        # ipaddress keeps a zone id (RFC 4007 section 11) and drops it from comparisons; a
+        # zone names a link on one host, not addresses a firewall list can hold.
+        raise ValueError(
+            f"expected an IPv4 or IPv6 address or CIDR prefix, got {t[:60]!r} "
+            "(a zone id such as %eth0 is not part of an address list entry: remove it)"
+        )
     try:
         if "/" in t:
             net = ipaddress.ip_network(t, strict=False)
@@ -405,8 +413,12 @@ def parse_entry(text: str) -> tuple[int, int, int, str | None, str | None]:
             net = ipaddress.ip_network(addr)
             host_bits = False
     except ValueError as exc:
+        detail = str(exc)
+        if len(detail) > 120:  # ipaddress repeats the whole entry: keep messages one line
+            detail = detail[:100] + "..."
+        shown = repr(t[:60]) + ("..." if len(t) > 60 else "")
         raise ValueError(
-            f"expected an IPv4 or IPv6 address or CIDR prefix, got {t[:60]!r} ({exc})"
+            f"expected an IPv4 or IPv6 address or CIDR prefix, got {shown} ({detail})"
         ) from None
     kind: str | None = None
     if isinstance(net, ipaddress.IPv6Network) and net.prefixlen >= 96 and net.subnet_of(_MAPPED):
@@ -502,9 +514,15 @@ def _parse_v4_fast(arr: npt.NDArray[np.uint8], starts: I64, ends: I64) -> tuple[
 def parse_list(data: bytes, path: str) -> ParsedList:
     """Parse an address list (module docstring) from ``data`` read from ``path``.
 
-    Raises :class:`InputError` listing up to 100
-    bad lines with file, line and column.
+    Raises :class:`InputError` listing up to 100 bad lines with file, line and column (one
+    error for binary data: a NUL byte in the first 8 KiB).
     """
+    if b"\x00" in data[:8192]:
+        raise InputError.at(
+            Location(path), "binary data (NUL bytes): expected a text list of addresses"
+        )
+    if data.startswith(b"\xef\xbb\xbf"):  # a UTF-8 byte order mark (Windows editors)
+        data = b"   " + data[3:]
     arr, starts, ends = _line_starts(data)
     nlines = starts.size
     if nlines == 0:
@@ -544,6 +562,8 @@ def parse_list(data: bytes, path: str) -> ParsedList:
             text = raw.decode("utf-8")
         except UnicodeDecodeError:
             problems.append((Location(path, line + 1), "not UTF-8 text"))
+            if len(problems) >= _MAX_PROBLEMS:
+                break
             continue
         body = text.split("#", 1)[0]
         if not body.strip():

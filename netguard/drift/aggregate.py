@@ -14,7 +14,7 @@ from typing import TextIO
 
 from netguard.drift.addrs import AddrSet, iter_prefix_lines, parse_list
 from netguard.drift.sources import read_source_bytes
-from netguard.errors import EXIT_FINDINGS, EXIT_OK, InputError
+from netguard.errors import EXIT_FINDINGS, EXIT_OK, InputError, OutputError
 
 __all__ = ["aggregate_sources", "run_aggregate"]
 
@@ -42,17 +42,23 @@ def aggregate_sources(sources: Sequence[str], err: TextIO) -> tuple[AddrSet, int
 
 def run_aggregate(sources: Sequence[str], out: TextIO, err: TextIO) -> int:
     """Run ``netguard aggregate``: prefixes to ``out`` (module docstring). Returns 0, or 1 when
-    an entry had host bits set."""
+    an entry had host bits set. Raises :class:`InputError` (exit 2) for bad input and
+    :class:`OutputError` (exit 3) when ``out`` cannot be written (disk full)."""
     total, host_bits = aggregate_sources(sources, err)
     buffer = getattr(out, "buffer", None)
-    out.flush()
-    for chunk in iter_prefix_lines(total):
-        if buffer is not None:
-            buffer.write(chunk)
-        else:
-            out.write(chunk.decode("ascii"))
-    if buffer is not None:
-        buffer.flush()
-    else:
+    try:
         out.flush()
+        for chunk in iter_prefix_lines(total):
+            if buffer is not None:
+                buffer.write(chunk)
+            else:
+                out.write(chunk.decode("ascii"))
+        if buffer is not None:
+            buffer.flush()
+        else:
+            out.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as exc:  # disk full, I/O error: could not run (exit 3), not a crash
+        raise OutputError(f"cannot write the prefixes: {exc.strerror or exc}") from None
     return EXIT_FINDINGS if host_bits else EXIT_OK

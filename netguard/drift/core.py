@@ -44,13 +44,14 @@ from netguard.drift.sources import (
     allowed_addresses,
     load_side,
 )
-from netguard.errors import EXIT_FINDINGS, EXIT_OK, InputError, Location
+from netguard.errors import EXIT_FINDINGS, EXIT_OK, InputError, Location, OutputError
 
 __all__ = ["Comparison", "DriftOptions", "DriftReport", "build_drift", "run_drift"]
 
 JSON_VERSION = 1
 _TEXT_LIMIT = 50  # prefixes listed per section in text output (JSON lists all)
 _ATTRIBUTE_LIMIT = 200  # EXTRA ranges given culprits
+_NOTE_LIMIT = 10  # configuration readers' notes named in the report
 
 
 @dataclass(frozen=True)
@@ -88,6 +89,16 @@ class Comparison:
     missing: AddrSet
     culprits: dict[str, list[Culprit]] = field(default_factory=dict)
     attributed_all: bool = True
+    spec: FlowSpec | None = None  # the flow compared (None: plain address lists)
+    accepting: list[Culprit] = field(default_factory=list)  # every rule accepting the flow
+    interfaces: tuple[str, ...] = ()  # interfaces the evaluation named (the VPN tunnel)
+
+    @property
+    def ports(self) -> tuple[int, ...]:
+        """The TCP destination ports of the flow, sorted (empty for plain lists)."""
+        if self.spec is None:
+            return ()
+        return tuple(sorted({u.port for u in self.spec.units}))
 
     @property
     def drift(self) -> bool:
@@ -125,8 +136,9 @@ class DriftReport:
 
 @dataclass
 class _ProfileDesired:
-    """Desired sets and flows per (direction, family); a key is absent when the profile has
-    no rule of that flow in that family (nothing to compare)."""
+    """Desired sets and flows per (direction, family). Egress is there for every family of the
+    profile (the desired set may be empty in one: then all the actual side allows is EXTRA);
+    an ingress key is absent when no webhook receiver has an address in that family."""
 
     name: str
     families: tuple[int, ...]
@@ -154,8 +166,11 @@ def _profile_desired(options: DriftOptions, feed_set: PrefixSet | None) -> _Prof
     # permits one of those ports contributes its peers (exceptions of the same flow).
     api = next(r for r in policy.rules if r.id == "egress-vendor-api")
     ports = sorted({p for pr in api.ports for p in range(pr.first, pr.last + 1)})
+    # Every family of the profile is compared, also when the desired list is empty in it (a
+    # feed or profile with IPv4 ranges only): then every address the actual side allows in
+    # that family is EXTRA, not "not compared".
     for fam in policy.families:
-        egress: PrefixSet | None = None
+        egress = PrefixSet((), ())
         for r in policy.rules_for(PDir.EGRESS):
             if r.protocol is not Protocol.TCP:
                 continue
@@ -164,14 +179,11 @@ def _profile_desired(options: DriftOptions, feed_set: PrefixSet | None) -> _Prof
             peers = r.peer.prefixes
             if r.id == "egress-vendor-api" and feed_egress is not None:
                 peers = feed_egress
-            if not peers.prefixes(fam):
-                continue
-            egress = peers if egress is None else egress.union(peers)
-        if egress is not None:
-            sets[(Direction.EGRESS, fam)] = egress
-            flows[(Direction.EGRESS, fam)] = FlowSpec(
-                Direction.EGRESS, tuple(FlowUnit(p) for p in ports)
-            )
+            egress = egress.union(peers)
+        sets[(Direction.EGRESS, fam)] = egress
+        flows[(Direction.EGRESS, fam)] = FlowSpec(
+            Direction.EGRESS, tuple(FlowUnit(p) for p in ports)
+        )
         units: list[FlowUnit] = []
         ingress: PrefixSet | None = None
         for r in policy.rules_for(PDir.INGRESS):
@@ -179,8 +191,8 @@ def _profile_desired(options: DriftOptions, feed_set: PrefixSet | None) -> _Prof
                 continue
             peers = feed_ingress if feed_ingress is not None else r.peer.prefixes
             local = r.local.prefixes if r.local is not None else None
-            if not peers.prefixes(fam) or (local is not None and not local.prefixes(fam)):
-                continue  # this receiver has no rule in this family
+            if local is not None and not local.prefixes(fam):
+                continue  # this receiver has no address in this family: no such flow
             for pr in r.ports:
                 units.extend(FlowUnit(p, local) for p in range(pr.first, pr.last + 1))
             ingress = peers if ingress is None else ingress.union(peers)
@@ -189,10 +201,20 @@ def _profile_desired(options: DriftOptions, feed_set: PrefixSet | None) -> _Prof
             flows[(Direction.INGRESS, fam)] = FlowSpec(Direction.INGRESS, tuple(units))
     aws = policy.aws
     quotas = SgQuotas(aws.rules_per_group, aws.groups_per_interface, aws.max_rules_times_groups)
-    allowlists = {
-        Direction.EGRESS: policy.allowlists["egress-destinations"].prefixes,
-        Direction.INGRESS: policy.allowlists["customer-inbound"].prefixes,
-    }
+    # The allowlists are unions of every rule's peers (netguard.compile); with a feed, the
+    # vendor's part is the feed's (else a netguard allowlist would be compared with the
+    # profile's own, possibly outdated, vendor ranges and the feed ignored).
+    allowlists = {Direction.EGRESS: PrefixSet(), Direction.INGRESS: PrefixSet()}
+    for r in policy.rules:
+        peers = r.peer.prefixes
+        if r.direction is PDir.EGRESS:
+            if r.id == "egress-vendor-api" and feed_egress is not None:
+                peers = feed_egress
+            allowlists[Direction.EGRESS] = allowlists[Direction.EGRESS].union(peers)
+        else:
+            if r.id.startswith("ingress-webhook-") and feed_ingress is not None:
+                peers = feed_ingress
+            allowlists[Direction.INGRESS] = allowlists[Direction.INGRESS].union(peers)
     return _ProfileDesired(
         policy.name, policy.families, sets, flows, policy.tunnel_interface, quotas, allowlists
     )
@@ -304,6 +326,10 @@ def build_drift(options: DriftOptions) -> DriftReport:
         raise InputError.at(
             Location("--desired"), "give either a DEPLOYMENT file or --desired, not both"
         )
+    if [*options.desired, *options.actual].count("-") > 1:
+        # Standard input can be read once: a second "-" would read nothing and report all of
+        # the other side as drift.
+        raise InputError.at(Location("-"), "standard input (-) can be given only once")
     notes: list[str] = []
     feed_version: FeedVersion | None = None
     feed_set: PrefixSet | None = None
@@ -321,6 +347,21 @@ def build_drift(options: DriftOptions) -> DriftReport:
             regions=options.regions,
             keys=options.keys,
         )
+        if (options.services or options.regions) and feed.version.kind not in (
+            "aws",
+            "google",
+            "atlassian",
+        ):
+            # Ignoring the filters would compare with the whole list the user meant to narrow.
+            raise InputError.at(
+                Location(options.feed),
+                f"--service/--region filter AWS, Google and Atlassian feeds; this is a "
+                f"{feed.version.kind} feed (use --key for a GitHub-meta-style feed)",
+            )
+        if feed.addrs.is_empty():
+            # An empty list in place of the vendor's ranges makes every allowed address
+            # EXTRA: a truncated download is refused, not used.
+            raise InputError.at(Location(options.feed), "the feed holds no prefix")
         feed_version = feed.version
         feed_set = feed.addrs.to_prefix_set()
         findings.extend(feed.findings)
@@ -348,6 +389,12 @@ def build_drift(options: DriftOptions) -> DriftReport:
     if options.feed_state is not None:
         for version in desired.feeds:
             check_feed_state(version, options.feed_state)
+            if not version.date and not version.token.isdigit():
+                # An etag or a content hash has no order: say so rather than imply a check.
+                notes.append(
+                    f"{version.source}: the {version.kind} feed has no date or numeric "
+                    "version, so --feed-state cannot tell whether it is older than the last one"
+                )
     actual = load_side(
         "actual",
         options.actual,
@@ -400,8 +447,6 @@ def build_drift(options: DriftOptions) -> DriftReport:
                     # exceptions, ...): compare it with the profile's allowlist of that name.
                     want_ps = profile.allowlists[direction]
                     flow_text = "netguard allowlist"
-                    if not want_ps.prefixes(family):
-                        continue
                 elif (direction, family) in profile.sets:
                     want_ps = profile.sets[(direction, family)]
                 else:
@@ -429,16 +474,36 @@ def build_drift(options: DriftOptions) -> DriftReport:
                 may,
                 may.difference(want),
                 want.difference(must),
+                spec=flow if direction is not Direction.ADDRESSES else None,
+                interfaces=(tunnel,) if tunnel else (),
+                accepting=rule_c,
             )
             if not comp.extra.is_empty():
                 _attribute(actual, comp, rule_c, list_c)
             comparisons.append(comp)
+    if not comparisons:
+        # Saying "no drift" (exit 0) when nothing was compared would hide every difference.
+        raise InputError.at(
+            Location(", ".join(options.actual)),
+            "nothing to compare: the actual sources hold no address list or rule for any "
+            "direction and address family of the desired side"
+            + (f" ({'; '.join(notes)})" if notes else ""),
+        )
     if any(rs.notes for rs in actual.rulesets):  # the readers' notes: what they could not model
         count = sum(len(rs.notes) for rs in actual.rulesets)
         notes.append(
             f"the configuration readers noted {count} thing(s) they do not model "
             "(see netguard check); EXTRA assumes they may allow, MISSING that they may not"
         )
+        # Name them (a rule matching an ipset that was not given explains an EXTRA of every
+        # address at once); identical notes of the IPv4 and IPv6 rule sets once.
+        reader_notes = dict.fromkeys(
+            f"{n.location}: {n.message}" for rs in actual.rulesets for n in rs.notes
+        )
+        shown = list(reader_notes)[:_NOTE_LIMIT]
+        notes.extend(f"  {n}" for n in shown)
+        if len(reader_notes) > len(shown):
+            notes.append(f"  ... and {len(reader_notes) - len(shown)} more (netguard check)")
     if options.feed_state is not None:
         for version in desired.feeds:
             record_feed_state(version, options.feed_state)
@@ -597,6 +662,16 @@ def render_json(report: DriftReport) -> str:
     return json.dumps(doc, indent=2) + "\n"
 
 
+def _emit(out: TextIO, text: str) -> None:
+    try:
+        out.write(text)
+        out.flush()
+    except BrokenPipeError:
+        raise
+    except OSError as exc:  # disk full, I/O error: could not run (exit 3), not a crash
+        raise OutputError(f"cannot write the report: {exc.strerror or exc}") from None
+
+
 def run_drift(options: DriftOptions, out: TextIO, err: TextIO) -> int:
     """Run ``netguard drift``: the report (or, with ``fix``, the change) to ``out``; a summary
     line to ``err`` for JSON and fixes. Returns 0 no drift, 1 drift.
@@ -608,13 +683,11 @@ def run_drift(options: DriftOptions, out: TextIO, err: TextIO) -> int:
         from netguard.drift.fix import render_fix
 
         text = render_fix(report, options.fix, options.set_names)
-        out.write(text)
-        out.flush()
+        _emit(out, text)
         err.write(summary_line(report) + "\n")
         return report.exit_code
     text = render_json(report) if options.format == "json" else render_text(report)
-    out.write(text)
-    out.flush()
+    _emit(out, text)
     if options.format == "json":
         err.write(summary_line(report) + "\n")
     return report.exit_code

@@ -23,8 +23,9 @@ Shapes recognised by content (:func:`read_feed`):
 Every feed gets a :class:`FeedVersion`: the feed's own token (``syncToken`` or ``etag``) when it
 has one, its date when it has one, and always the SHA-256 of the bytes read.
 
-Staleness (:func:`check_feed_state`): the state file (``--feed-state``) remembers, per feed
-kind and source, the newest version seen. A feed whose date (or, without dates, numeric
+Staleness (:func:`check_feed_state`): the state file (``--feed-state``) remembers, per vendor
+feed (AWS, Google goog.json or cloud.json, Cloudflare, Atlassian; other shapes by file name),
+the newest version seen. A feed whose date (or, without dates, numeric
 ``syncToken``) is older than that is *stale*: :class:`StaleFeedError` (exit 2) says so, and the
 feed is never used silently. The state file is written atomically only after a run used the
 feed.
@@ -70,6 +71,7 @@ class FeedVersion:
     date: str
     sha256: str
     source: str
+    feed: str = ""  # which published feed (e.g. "cloud.json"); "" for a vendor's only feed
 
     def as_dict(self) -> dict[str, str]:
         """JSON-ready form."""
@@ -135,6 +137,25 @@ def _kind(data: Any) -> str:
     return ""
 
 
+def _items(container: dict[str, Any], key: str, src: str, path: str, *, objects: bool) -> list[Any]:
+    """``container[key]`` as a list (absent: empty) whose items are objects (``objects``) or
+    strings; anything else is an :class:`InputError` naming the JSON path (a string where a
+    list belongs would otherwise be read character by character, an object as its keys)."""
+    value = container.get(key)
+    if value is None:
+        return []
+    want = "objects" if objects else "strings"
+    if not isinstance(value, list):
+        raise InputError.at(Location(f"{src} {path}"), f"expected a list of {want}")
+    for i, item in enumerate(value):
+        if not isinstance(item, dict if objects else str):
+            raise InputError.at(
+                Location(f"{src} {path}[{i}]"),
+                f"expected {'an object' if objects else 'a string'}, found {type(item).__name__}",
+            )
+    return value
+
+
 def _matches(value: Any, wanted: Sequence[str]) -> bool:
     if not wanted:
         return True
@@ -161,7 +182,7 @@ def read_feed(
     stripped = data.lstrip()
     if not stripped.startswith((b"{", b"[")):
         parsed = parse_list(data, src)
-        version = FeedVersion("list", "", "", sha, src)
+        version = FeedVersion("list", "", "", sha, src, Path(src).name)
         return Feed(version, parsed.addrs, parsed.findings, parsed.count, parsed)
     try:
         doc: Any = json.loads(data)
@@ -177,9 +198,7 @@ def read_feed(
         token = str(doc.get("syncToken", ""))
         date = _aws_date(str(doc.get("createDate", "")))
         for key, field_ in (("prefixes", "ip_prefix"), ("ipv6_prefixes", "ipv6_prefix")):
-            for i, item in enumerate(doc.get(key) or []):
-                if not isinstance(item, dict):
-                    continue
+            for i, item in enumerate(_items(doc, key, src, key, objects=True)):
                 if _matches(item.get("service"), services) and _matches(
                     item.get("region"), regions
                 ):
@@ -187,9 +206,7 @@ def read_feed(
     elif kind == "google":
         token = str(doc.get("syncToken", ""))
         date = _iso(str(doc.get("creationTime", "")))
-        for i, item in enumerate(doc.get("prefixes") or []):
-            if not isinstance(item, dict):
-                continue
+        for i, item in enumerate(_items(doc, "prefixes", src, "prefixes", objects=True)):
             if _matches(item.get("service", ""), services) and _matches(
                 item.get("scope", ""), regions
             ):
@@ -200,14 +217,14 @@ def read_feed(
         result = doc["result"]
         token = str(result.get("etag", ""))
         for field_ in ("ipv4_cidrs", "ipv6_cidrs"):
-            for i, cidr in enumerate(result.get(field_) or []):
+            for i, cidr in enumerate(
+                _items(result, field_, src, f"result.{field_}", objects=False)
+            ):
                 entries.append((f"result.{field_}[{i}]", str(cidr)))
     elif kind == "atlassian":
         token = str(doc.get("syncToken", ""))
         date = _iso(str(doc.get("creationDate", "")))
-        for i, item in enumerate(doc["items"]):
-            if not isinstance(item, dict):
-                continue
+        for i, item in enumerate(_items(doc, "items", src, "items", objects=True)):
             if _matches(item.get("product", []), services) and _matches(
                 item.get("region", []), regions
             ):
@@ -229,10 +246,10 @@ def read_feed(
                     Location(src),
                     f"no list {k!r} in the feed; expected one of {', '.join(sorted(lists))}",
                 )
-            for i, cidr in enumerate(lists[k]):
+            for i, cidr in enumerate(_items(lists, k, src, k, objects=False)):
                 entries.append((f"{k}[{i}]", str(cidr)))
     elif kind == "list":
-        for i, cidr in enumerate(doc):
+        for i, cidr in enumerate(_items({"": doc}, "", src, "", objects=False)):
             entries.append((f"[{i}]", str(cidr)))
     else:
         raise InputError.at(
@@ -246,6 +263,10 @@ def read_feed(
             Location(src),
             f"the filters (service {list(services)}, region {list(regions)}) select no prefix",
         )
+    if not entries and kind != "list":
+        # An empty vendor feed would make every allowed address EXTRA, or (compared with nothing)
+        # hide drift: a truncated or wrong download is refused, not used.
+        raise InputError.at(Location(src), f"the {kind} feed holds no prefix")
     v4: list[tuple[int, int]] = []
     v6: list[tuple[int, int]] = []
     findings: list[EntryFinding] = []
@@ -269,15 +290,38 @@ def read_feed(
         np.array([b for _, b in v4], dtype=np.int64),
         v6,
     )
-    return Feed(FeedVersion(kind, token, date, sha, src), addrs, findings, len(entries))
+    feed_name = ""
+    if kind == "google":  # two feeds: cloud.json entries carry a scope, goog.json's do not
+        scoped = any(isinstance(i, dict) and "scope" in i for i in doc.get("prefixes") or [])
+        feed_name = "cloud.json" if scoped else "goog.json"
+    elif kind in ("github-meta", "list"):
+        feed_name = Path(src).name  # nothing in the data says whose list it is
+    version = FeedVersion(kind, token, date, sha, src, feed_name)
+    return Feed(version, addrs, findings, len(entries))
 
 
 def _state_key(v: FeedVersion) -> str:
-    return f"{v.kind}:{Path(v.source).name}"
+    """The state entry of a feed: the vendor's feed, not the file name it was saved under (a
+    feed saved as ``ip-ranges-2024-01-01.json`` is still AWS's one feed; keyed by file name,
+    an older copy under another name would never be found stale)."""
+    return f"{v.kind}:{v.feed}" if v.feed else v.kind
+
+
+def _when(text: str) -> dt.datetime | None:
+    try:
+        d = dt.datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return d if d.tzinfo is not None else d.replace(tzinfo=dt.UTC)
 
 
 def _older(new: FeedVersion, old: dict[str, str]) -> bool:
+    """True when ``new`` is older than the recorded ``old``: by date when both have one
+    (compared as instants: ``...:54.5Z`` is after ``...:54Z``), else by numeric token."""
     if new.date and old.get("date"):
+        a, b = _when(new.date), _when(old["date"])
+        if a is not None and b is not None:
+            return a < b
         return new.date < old["date"]
     nt, ot = new.token, old.get("token", "")
     if nt.isdigit() and ot.isdigit():

@@ -8,7 +8,11 @@ rules), per direction and family of the drift report:
 2. the desired addresses no remaining member (and no other rule) allows are added as the
    minimal list of prefixes.
 
-Members inside the desired set stay untouched, so a clean list gives an empty change.
+Members inside the desired set stay untouched, so a clean list gives an empty change. When
+part of EXTRA is allowed by something the target does not change (a rule with its own address
+next to the set, a prefix-list reference, a chain policy ACCEPT), the change is refused
+(:class:`InputError`, exit 2, naming what allows it) rather than printed incomplete; with
+``iptables`` the rules are rewritten instead of the set.
 
 Targets:
 
@@ -17,11 +21,12 @@ Targets:
   set is the one the ACCEPT rules of the flow match with ``--match-set`` (or the only or
   ``--set``-selected set of an ipset file given alone).
 - ``iptables``: when the list is held in an ipset, the same lines as ``ipset``; otherwise an
-  ``iptables-restore --noflush`` file (iptables-restore(8)) that deletes (``-D``) each ACCEPT
-  rule allowing an EXTRA range, inserts its desired part back, and inserts (``-I``) one rule
-  per MISSING prefix before the first ACCEPT rule of the flow (at the top of OUTPUT/INPUT when
-  there is none). Load it with ``iptables-restore --noflush`` (``ip6tables-restore`` for
-  IPv6: the file says which).
+  ``iptables-restore --noflush`` file (iptables-restore(8)) that deletes (``-D CHAIN N``,
+  bottom up, so every number is right when applied) each ACCEPT rule allowing an EXTRA range
+  and its identical copies, inserts its desired part back in its place, and inserts (``-I``)
+  one rule per MISSING prefix and flow port at the top of OUTPUT (egress) or INPUT (ingress,
+  to the receiver's addresses), ahead of any rule that would drop it. Load it with
+  ``iptables-restore --noflush`` (``ip6tables-restore`` for IPv6: the file says which).
 - ``nft``: ``delete element`` then ``add element`` commands for ``nft -f`` (nft(8) "ELEMENTS"),
   applied as one transaction, on the named set the accept rules of the flow look up.
 - ``aws-api``: JSON requests ``{"action": "AuthorizeSecurityGroupEgress", "parameters":
@@ -40,18 +45,20 @@ import json
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from dataclasses import replace as dc_replace
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from netguard.aws_quota import QUOTA_DOC, SgQuotas
 from netguard.drift.addrs import AddrSet
-from netguard.drift.sources import Direction, Side
+from netguard.drift.core import Comparison
+from netguard.drift.sources import Direction, Side, allowed_addresses
 from netguard.errors import InputError, Location, RenderError
-from netguard.model.ruleset import Rule
+from netguard.model.ruleset import Rule, RuleSet
 
 if TYPE_CHECKING:
-    from netguard.drift.core import Comparison, DriftReport
+    from netguard.drift.core import DriftReport
 
 __all__ = ["Member", "plan_members", "render_fix"]
 
@@ -87,10 +94,23 @@ def _union(family: int, members: Iterable[Member]) -> AddrSet:
 
 
 def plan_members(
-    members: list[Member], desired: AddrSet, others: AddrSet, family: int
+    members: list[Member],
+    desired: AddrSet,
+    others: AddrSet,
+    family: int,
+    *,
+    overlap: bool = False,
 ) -> tuple[list[Member], list[str]]:
-    """``(remove, add)``: members not inside ``desired``, and the prefixes of ``desired`` that
-    neither the kept members nor ``others`` (addresses allowed by something else) cover."""
+    """``(remove, add)``: members not inside ``desired``, and prefixes to add so that the kept
+    members, ``others`` (addresses allowed by something else) and the additions cover
+    exactly ``desired``.
+
+    The additions are the prefixes of what is still uncovered. When the carrier holds
+    overlapping entries (``overlap``: an ipset ``hash:net``, a security group; not an nft
+    interval set, which refuses them), the aggregated prefixes of ``desired`` not already
+    covered are used instead when that is fewer entries: a kept ``/32`` inside a missing
+    ``/25`` would otherwise split it into seven pieces (and use up AWS rule quota).
+    """
     remove: list[Member] = []
     kept: list[Member] = []
     for m in members:
@@ -98,8 +118,41 @@ def plan_members(
             kept.append(m)
         else:
             remove.append(m)
-    need = desired.difference(_union(family, kept)).difference(others)
-    return remove, need.prefixes(family)
+    have = _union(family, kept).union(others)
+    add = desired.difference(have).prefixes(family)
+    if overlap and add:
+        whole = [
+            p
+            for p in desired.prefixes(family)
+            if not AddrSet.from_prefixes([p]).difference(have).is_empty()
+        ]
+        if len(whole) < len(add):
+            add = whole
+    return remove, add
+
+
+def _refuse_partial(comp: Comparison, others: AddrSet, target: str, carrier: str) -> None:
+    """Raise :class:`InputError` when part of EXTRA is allowed by something other than the
+    members ``target`` changes (``others``: a rule with its own address, a prefix-list or
+    group reference): the change would leave that drift in place while looking complete."""
+    left = comp.extra.intersection(others)
+    if left.is_empty():
+        return
+    fam = comp.family
+    shown = left.prefixes(fam)
+    whats = [
+        f"{c.what} [{c.location}]"
+        for c in comp.accepting
+        if not c.addrs.family(fam).intersection(left).is_empty()
+    ]
+    more = f" and {len(shown) - 3} more" if len(shown) > 3 else ""
+    raise InputError.at(
+        Location(f"--fix {target}"),
+        f"EXTRA {', '.join(shown[:3])}{more} ({comp.direction.value} IPv{fam}) is allowed "
+        f"outside the {carrier}"
+        + (f", by {'; '.join(dict.fromkeys(whats))}" if whats else "")
+        + f": --fix {target} cannot remove it; change that by hand",
+    )
 
 
 def _prefix_text(text: str) -> str:
@@ -115,6 +168,24 @@ def _flag(direction: Direction) -> str:
     return "src" if direction is Direction.INGRESS else "dst"
 
 
+def _flow_accept_rules(side: Side, comp: Comparison) -> list[Rule]:
+    """The ACCEPT rules of ``comp``'s family that accept some packet of its flow (the
+    engine's attribution); when none does (an empty set, say), every ACCEPT rule of the
+    family. A set looked up only by rules of other flows (DNS on port 53, the webhook
+    receivers' own addresses) is thereby not taken for the list."""
+    accepting = {c.what for c in comp.accepting}
+    rules = [
+        rule
+        for rs in side.rulesets
+        if rs.family == comp.family
+        for chain in rs.chains.values()
+        for rule in chain.rules
+        if rule.action.kind.value == "ACCEPT"
+    ]
+    flow_rules = [r for r in rules if r.text in accepting]
+    return flow_rules or rules
+
+
 def _ipset_target(side: Side, comp: Comparison, chosen: list[str]) -> str | None:
     fam = comp.family
     names = [n for n, f in side.ipset_names.items() if f == fam]
@@ -122,16 +193,10 @@ def _ipset_target(side: Side, comp: Comparison, chosen: list[str]) -> str | None
         names = [n for n in names if n in chosen]
     if side.rulesets:
         used: list[str] = []
-        for rs in side.rulesets:
-            if rs.family != fam:
-                continue
-            for chain in rs.chains.values():
-                for rule in chain.rules:
-                    if rule.action.kind.value != "ACCEPT":
-                        continue
-                    m = re.search(r"--match-set\s+(\S+)\s+(\S+)", rule.text)
-                    if m and m.group(1) in names and _flag(comp.direction) in m.group(2):
-                        used.append(m.group(1))
+        for rule in _flow_accept_rules(side, comp):
+            m = re.search(r"--match-set\s+(\S+)\s+(\S+)", rule.text)
+            if m and m.group(1) in names and _flag(comp.direction) in m.group(2):
+                used.append(m.group(1))
         names = list(dict.fromkeys(used))
     if len(names) > 1:
         raise InputError.at(
@@ -142,7 +207,7 @@ def _ipset_target(side: Side, comp: Comparison, chosen: list[str]) -> str | None
     return names[0] if names else None
 
 
-def _ipset_lines(report: DriftReport, chosen: list[str]) -> list[str] | None:
+def _ipset_lines(report: DriftReport, chosen: list[str], target: str) -> list[str] | None:
     lines: list[str] = []
     found = False
     for comp in report.comparisons:
@@ -159,7 +224,10 @@ def _ipset_lines(report: DriftReport, chosen: list[str]) -> list[str] | None:
         ]
         all_members = _union(comp.family, members)
         others = comp.actual.difference(all_members)
-        remove, add = plan_members(members, comp.desired, others, comp.family)
+        if target == "iptables" and not comp.extra.intersection(others).is_empty():
+            return None  # EXTRA from rules outside the set too: change the rules instead
+        _refuse_partial(comp, others, target, f"set {name}")
+        remove, add = plan_members(members, comp.desired, others, comp.family, overlap=True)
         if not remove and not add:
             continue
         lines.append(f"# {comp.direction.value} IPv{comp.family}: set {name}")
@@ -167,67 +235,77 @@ def _ipset_lines(report: DriftReport, chosen: list[str]) -> list[str] | None:
         # is ever missing while the change is loaded (ipset restore is not one transaction).
         lines.extend(f"add {name} {_prefix_text(p)}" for p in add)
         lines.extend(f"del {name} {m.text}" for m in remove)
-        for text, culprits in comp.culprits.items():
-            for c in culprits:
-                if "--match-set" not in c.what and c.what.startswith("-A "):
-                    lines.append(
-                        f"# {text} is also allowed by a rule outside the set [{c.location}]: "
-                        f"{c.what}"
-                    )
     return lines if found or not any(c.drift for c in report.comparisons) else None
 
 
 def _iptables_rules(report: DriftReport) -> str:
+    """The ``iptables-restore --noflush`` change (module docstring).
+
+    Per chain, the rules to replace are handled from the bottom up and deleted by number, so
+    every position written is the position at the time it is applied (a rule deleted higher
+    up would otherwise shift the ones below it; an insertion past the end is refused by
+    iptables-restore). Identical copies of a replaced rule are deleted too (they would take
+    over). MISSING prefixes are inserted at the top of OUTPUT (egress) or INPUT (ingress),
+    ahead of any rule that drops them.
+
+    Raises :class:`InputError` when the actual side holds no iptables-save rules.
+    """
+    if report.drift and "iptables-save" not in report.actual.ruleset_kinds:
+        raise InputError.at(
+            Location("--fix iptables"),
+            "no iptables-save rules among the actual sources: nothing to delete or insert "
+            "(for a plain list, allowlist or feed there is no rule to change)",
+        )
     by_family: dict[int, list[str]] = {4: [], 6: []}
     for comp in report.comparisons:
-        if not comp.drift:
+        if not comp.drift or comp.spec is None:
             continue
         fam = comp.family
         flag = "-s" if comp.direction is Direction.INGRESS else "-d"
-        deleted: dict[str, str] = {}  # rule text -> chain name
-        rule_by_text: dict[str, Rule] = {}
-        first_accept: tuple[str, int] | None = None
+        chains: dict[tuple[str, str], list[Rule]] = {}  # (source, chain) -> rules in order
+        by_text: dict[str, list[tuple[str, str]]] = {}  # rule text -> where it is
         for rs in report.actual.rulesets:
             if rs.family != fam:
                 continue
             for ch in rs.chains.values():
-                for r in ch.rules:
-                    rule_by_text[r.text] = r
-        for culprits in comp.culprits.values():
-            for c in culprits:
-                found = rule_by_text.get(c.what)
-                if found is None or not found.text.startswith("-A "):
-                    continue
-                deleted[found.text] = found.chain
-                if first_accept is None:
-                    first_accept = (found.chain, found.position)
+                rules = list(ch.rules)
+                chains[(rs.source, ch.name)] = rules
+                for r in rules:
+                    if r.text.startswith("-A "):
+                        by_text.setdefault(r.text, []).append((rs.source, ch.name))
+        doomed = _doomed_rules(report, comp, by_text)
         out = by_family[fam]
         out.append(f"# {comp.direction.value} IPv{fam} ({comp.flow})")
-        for text in deleted:
-            out.append("-D " + text[3:])
-        # Re-insert the desired part of each deleted rule, in its place.
-        for rule_text, chain_name in deleted.items():
-            rule = rule_by_text[rule_text]
-            keep = _rule_addresses(rule, comp).intersection(comp.desired)
-            m = re.search(rf"(?:^|\s){flag}\s+(\S+)", rule_text)
-            if m is None:
-                continue
-            spec = rule_text[3 + len(chain_name) + 1 :]  # after "-A CHAIN "
-            for p in keep.prefixes(fam):
-                new = (" " + spec).replace(m.group(0), f" {flag} {p}", 1).strip()
-                out.append(f"-I {chain_name} {rule.position} {new}")
+        for (_, chain_name), rules in chains.items():
+            hits = sorted(((r.position, r) for r in rules if r.text in doomed), key=lambda h: h[0])
+            seen: set[str] = set()
+            first_of: dict[int, bool] = {}
+            for pos, r in hits:
+                first_of[pos] = r.text not in seen
+                seen.add(r.text)
+            for pos, r in reversed(hits):
+                out.append(f"# was: {r.text}")
+                out.append(f"-D {chain_name} {pos}")
+                if not first_of[pos]:
+                    continue  # an identical copy: its place is taken by the first one's
+                keep = _rule_addresses(r, comp).intersection(comp.desired)
+                spec = r.text[3 + len(chain_name) + 1 :]  # after "-A CHAIN "
+                for i, p in enumerate(keep.prefixes(fam)):
+                    out.append(f"-I {chain_name} {pos + i} {_with_address(spec, flag, p)}")
         if comp.missing.is_empty():
             continue
-        chain, pos = first_accept or (
-            ("OUTPUT", 1) if comp.direction is Direction.EGRESS else ("INPUT", 1)
-        )
-        ports = sorted({int(p.split("/")[1].split()[0]) for p in comp.flow.split(", ")})
+        chain = "OUTPUT" if comp.direction is Direction.EGRESS else "INPUT"
+        local_flag = "-s" if comp.direction is Direction.EGRESS else "-d"
         for p in comp.missing.prefixes(fam):
-            for port in ports:
-                out.append(
-                    f"-I {chain} {pos} {flag} {p} -p tcp -m tcp --dport {port} -m conntrack "
-                    '--ctstate NEW -m comment --comment "netguard-drift-fix" -j ACCEPT'
-                )
+            for unit in comp.spec.units:
+                locals_ = unit.local.prefixes(fam) if unit.local is not None else [None]
+                for local in locals_:
+                    to = f" {local_flag} {local}" if local is not None else ""
+                    out.append(
+                        f"-I {chain} 1 {flag} {p}{to} -p tcp -m tcp --dport {unit.port} "
+                        '-m conntrack --ctstate NEW -m comment --comment "netguard-drift-fix" '
+                        "-j ACCEPT"
+                    )
     result: list[str] = []
     for fam, lines in by_family.items():
         if not lines:
@@ -238,6 +316,70 @@ def _iptables_rules(report: DriftReport) -> str:
         result.extend(lines)
         result.append("COMMIT")
     return "\n".join(result) + ("\n" if result else "")
+
+
+def _doomed_rules(report: DriftReport, comp: Comparison, by_text: dict[str, Any]) -> set[str]:
+    """Texts of the iptables rules to replace so that nothing EXTRA is accepted any more.
+
+    The rules that accept EXTRA first; then the rule set is evaluated again without them
+    (the packet-space engine), because a rule they shadowed (``-d 198.51.100.0/24`` below
+    ``-d 198.51.100.0/23``) accepts the same addresses once they are gone; its accepting
+    rules join, until no EXTRA is left (the desired parts put back cannot add EXTRA).
+
+    Raises :class:`InputError` when EXTRA is accepted by something that is not a rule of an
+    iptables-save file (a chain policy ACCEPT): the change would leave it in place.
+    """
+    fam = comp.family
+    doomed: set[str] = set()
+    for culprits in comp.culprits.values():
+        doomed.update(c.what for c in culprits if c.what in by_text)
+    if comp.spec is None:
+        return doomed
+    for _ in range(32):
+        rulesets = [_without(rs, doomed) for rs in report.actual.rulesets if rs.family == fam]
+        allowed = allowed_addresses(rulesets, comp.spec, fam, comp.interfaces)
+        if allowed is None:
+            return doomed
+        left = allowed.may.family(fam).difference(comp.desired)
+        if left.is_empty():
+            return doomed
+        more = {
+            c.what
+            for c in allowed.culprits
+            if c.what in by_text and not c.addrs.family(fam).intersection(left).is_empty()
+        }
+        if not more - doomed:
+            pending = Comparison(
+                comp.direction, fam, comp.flow, comp.desired, comp.actual, left, AddrSet(),
+                accepting=allowed.culprits,
+            )  # fmt: skip
+            _refuse_partial(pending, left, "iptables", "rules of the iptables-save files")
+            return doomed
+        doomed |= more
+    return doomed
+
+
+def _without(rs: RuleSet, texts: set[str]) -> RuleSet:
+    """``rs`` without the rules whose text is in ``texts`` (positions renumbered)."""
+    chains = {}
+    for name, ch in rs.chains.items():
+        kept = [r for r in ch.rules if r.text not in texts]
+        rules = tuple(dc_replace(r, position=i) for i, r in enumerate(kept, 1))
+        chains[name] = dc_replace(ch, rules=rules)
+    return dc_replace(rs, chains=chains)
+
+
+def _with_address(spec: str, flag: str, prefix: str) -> str:
+    """``spec`` (a rule after ``-A CHAIN``) matching only ``prefix`` for ``flag`` (``-d`` or
+    ``-s``). iptables(8) takes one ``-d`` per rule: ``-d X`` and ``! -d X`` are replaced by
+    ``-d PREFIX`` (``prefix`` lies inside the rule's own addresses, negation included, so
+    nothing is lost), and a rule without one gets ``-d PREFIX`` in front."""
+    words = spec.split(" ")
+    for i, w in enumerate(words[:-1]):
+        if w in (flag, "--destination" if flag == "-d" else "--source"):
+            start = i - 1 if i > 0 and words[i - 1] == "!" else i
+            return " ".join([*words[:start], flag, prefix, *words[i + 2 :]])
+    return f"{flag} {prefix} {spec}"
 
 
 def _rule_addresses(rule: Rule, comp: Comparison) -> AddrSet:
@@ -283,7 +425,11 @@ def _interval(text: str) -> tuple[int, int, int]:
 
 
 def _nft_lines(report: DriftReport, chosen: list[str]) -> list[str]:
-    sets: dict[str, tuple[str, str, str, list[Member]]] = {}  # name -> family, table, type
+    """``delete element`` / ``add element`` commands (module docstring). Sets are told apart
+    by family, table and name: ``table ip filter`` and ``table ip6 filter`` may both have a
+    set ``allow``, and a rule looks up the set of its own table (nft(8) SETS)."""
+    # (family table, name) -> (type, members)
+    sets: dict[tuple[str, str], tuple[str, list[Member]]] = {}
     for _, doc in report.actual.nft_docs:
         for obj in doc.get("nftables", []):
             s = obj.get("set") if isinstance(obj, dict) else None
@@ -296,25 +442,21 @@ def _nft_lines(report: DriftReport, chosen: list[str]) -> list[str]:
                     continue
                 fam, first, last = _interval(text)
                 members.append(Member(text, fam, first, last))
-            sets[s["name"]] = (s["family"], s["table"], s["type"], members)
+            sets[(f"{s['family']} {s['table']}", s["name"])] = (s["type"], members)
     lines: list[str] = []
     for comp in report.comparisons:
         fam = comp.family
         want_type = "ipv4_addr" if fam == 4 else "ipv6_addr"
         flag = "saddr" if comp.direction is Direction.INGRESS else "daddr"
-        used: list[str] = []
-        for rs in report.actual.rulesets:
-            if rs.family != fam:
-                continue
-            for chain in rs.chains.values():
-                for rule in chain.rules:
-                    if rule.action.kind.value != "ACCEPT":
-                        continue
-                    for m in re.finditer(rf"{flag} @(\S+)", rule.text):
-                        if m.group(1) in sets and sets[m.group(1)][2] == want_type:
-                            used.append(m.group(1))
-        names = [n for n in dict.fromkeys(used) if not chosen or n in chosen]
-        if not names:
+        used: list[tuple[str, str]] = []
+        for rule in _flow_accept_rules(report.actual, comp):
+            table = rule.chain.rsplit("/", 1)[0]  # "inet netguard/output" -> "inet netguard"
+            for m in re.finditer(rf"{flag} @(\S+)", rule.text):
+                key = (table, m.group(1))
+                if key in sets and sets[key][0] == want_type:
+                    used.append(key)
+        keys = [k for k in dict.fromkeys(used) if not chosen or k[1] in chosen]
+        if not keys:
             if comp.drift:
                 raise InputError.at(
                     Location("--fix nft"),
@@ -322,20 +464,22 @@ def _nft_lines(report: DriftReport, chosen: list[str]) -> list[str]:
                     "nothing to change element by element",
                 )
             continue
-        if len(names) > 1:
+        if len(keys) > 1:
             raise InputError.at(
                 Location("--fix nft"),
-                f"several sets may hold the list ({', '.join(names)}): choose one with --set",
+                "several sets may hold the list "
+                f"({', '.join(f'{t} {n}' for t, n in keys)}): choose one with --set",
             )
-        family, table, _, members = sets[names[0]]
+        (table, name), (_, members) = keys[0], sets[keys[0]]
         others = comp.actual.difference(_union(fam, members))
+        _refuse_partial(comp, others, "nft", f"set {table} {name}")
         remove, add = plan_members(members, comp.desired, others, fam)
         if remove:
             elems = ", ".join(m.text for m in remove)
-            lines.append(f"delete element {family} {table} {names[0]} {{ {elems} }}")
+            lines.append(f"delete element {table} {name} {{ {elems} }}")
         if add:
             elems = ", ".join(_prefix_text(p) for p in add)
-            lines.append(f"add element {family} {table} {names[0]} {{ {elems} }}")
+            lines.append(f"add element {table} {name} {{ {elems} }}")
     return lines
 
 
@@ -400,7 +544,9 @@ def _aws_requests(report: DriftReport, quotas: SgQuotas) -> list[dict[str, Any]]
     for comp in report.comparisons:
         if comp.direction is Direction.ADDRESSES:
             continue
-        ports = sorted({int(p.split("/")[1].split()[0]) for p in comp.flow.split(", ")})
+        ports = list(comp.ports)
+        if not ports:
+            continue  # a netguard allowlist or plain list: no security group entry to change
         entries, groups = _sg_entries(report.actual, ports)
         fam = comp.family
         mine = [e for e in entries if e.direction is comp.direction and e.member.family == fam]
@@ -414,7 +560,8 @@ def _aws_requests(report: DriftReport, quotas: SgQuotas) -> list[dict[str, Any]]
             continue
         members = [e.member for e in mine]
         others = comp.actual.difference(_union(fam, members))
-        remove, add = plan_members(members, comp.desired, others, fam)
+        _refuse_partial(comp, others, "aws-api", "CIDR entries of the security groups")
+        remove, add = plan_members(members, comp.desired, others, fam, overlap=True)
         removed = {id(m) for m in remove}
         ck = "CidrIp" if fam == 4 else "CidrIpv6"
         rk = "IpRanges" if fam == 4 else "Ipv6Ranges"
@@ -472,7 +619,7 @@ def render_fix(report: DriftReport, target: str, set_names: Iterable[str] = ()) 
     """
     chosen = list(set_names)
     if target in ("ipset", "iptables"):
-        lines = _ipset_lines(report, chosen)
+        lines = _ipset_lines(report, chosen, target)
         if lines is not None:
             head = "# netguard drift --fix: load with ipset restore -exist"
             return "\n".join([head, *lines]) + "\n"

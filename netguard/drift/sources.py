@@ -143,23 +143,37 @@ class Side:
 
 
 def read_source_bytes(source: str) -> bytes:
-    """The bytes of file ``source`` (``-``: standard input). Raises :class:`InputError`."""
+    """The bytes of file ``source`` (``-``: standard input; a pipe such as ``<(...)`` is read
+    once). Raises :class:`InputError` for a missing file, a directory or more than 512 MiB."""
     if source == "-":
         return sys.stdin.buffer.read()
     path = Path(source)
     try:
-        if not path.is_file():
+        if not path.exists():
+            raise InputError.at(Location(path), "no such file: expected an address source")
+        if path.is_dir():
             raise InputError.at(Location(path), "not a regular file: expected an address source")
-        if path.stat().st_size > _MAX_BYTES:
+        if path.is_file():
+            if path.stat().st_size > _MAX_BYTES:
+                raise InputError.at(Location(path), "file too large")
+            return path.read_bytes()
+        # A pipe (process substitution <(...), a FIFO): read once, at most _MAX_BYTES.
+        with path.open("rb") as fh:
+            data = fh.read(_MAX_BYTES + 1)
+        if len(data) > _MAX_BYTES:
             raise InputError.at(Location(path), "file too large")
-        return path.read_bytes()
+        return data
     except OSError as exc:
         raise InputError.at(Location(path), f"cannot read: {exc.strerror or exc}") from None
 
 
-def _ipset_elements(path: Path, text: str) -> tuple[list[IpsetElement], dict[str, int]]:
+def _ipset_elements(
+    path: Path, text: str, findings: list[EntryFinding] | None = None
+) -> tuple[list[IpsetElement], dict[str, int]]:
     """``add`` lines of address sets, and set name -> family from ``create`` lines (the
-    reader in :mod:`netguard.readers.ipset` validated the file already)."""
+    reader in :mod:`netguard.readers.ipset` validated the file already). An element with
+    host bits set (``add s 198.51.100.1/24``: ipset stores the network) is appended to
+    ``findings``: reported, not silently fixed."""
     elements: list[IpsetElement] = []
     families: dict[str, int] = {}
     for number, line in enumerate(text.splitlines(), 1):
@@ -170,9 +184,11 @@ def _ipset_elements(path: Path, text: str) -> tuple[list[IpsetElement], dict[str
                 families[words[1]] = fam
         elif len(words) >= 3 and words[0] in ("add", "-A", "a") and words[1] in families:
             try:
-                fam, first, last, _, _ = parse_entry(words[2])
+                fam, first, last, kind, read_as = parse_entry(words[2])
             except ValueError:
                 continue  # a range (a-b): the reader has it; no per-element attribution
+            if kind == "host-bits" and read_as is not None and findings is not None:
+                findings.append(EntryFinding(kind, Location(path, number), words[2], read_as))
             elements.append(
                 IpsetElement(words[1], fam, first, last, line.strip(), Location(path, number))
             )
@@ -267,6 +283,16 @@ def load_side(
                     continue
                 fmt = None
         if fmt is not None and not (fmt is ConfigFormat.IPSET and not data.strip()):
+            if not Path(source).is_file():
+                # The configuration readers open the file again: a pipe would read empty.
+                problems.append(
+                    (
+                        Location(source),
+                        f"the configuration ({fmt.value}) must be a regular file, not a pipe: "
+                        "save it first (e.g. iptables-save > rules.v4)",
+                    )
+                )
+                continue
             configs.append(Path(source))
             if fmt is ConfigFormat.IPSET:
                 ipset_files.append((Path(source), data.decode("utf-8", "replace")))
@@ -274,6 +300,7 @@ def load_side(
                 side.nft_docs.append((source, doc))
             elif fmt is ConfigFormat.AWS_SG:
                 side.sg_docs.append((source, doc))
+                side.findings.extend(_sg_host_bits(source, doc))
             side.sources.append((source, fmt.value))
             continue
         try:
@@ -294,7 +321,7 @@ def load_side(
 
         loaded = load_configs(configs)
         for path, text in ipset_files:
-            elements, families = _ipset_elements(path, text)
+            elements, families = _ipset_elements(path, text, side.findings)
             side.ipset_elements.extend(elements)
             side.ipset_names.update(families)
         if loaded.rulesets:
@@ -324,6 +351,34 @@ def _ipset_only(side: Side, files: list[tuple[Path, str]], set_names: Sequence[s
             )
 
 
+def _sg_host_bits(source: str, doc: Any) -> list[EntryFinding]:
+    """Security-group CIDR entries with host bits set (``198.51.100.1/24``), as findings (the
+    reader reads them as their network). Walks ``SecurityGroups[].IpPermissions[Egress][]``
+    ``.IpRanges[].CidrIp`` and ``.Ipv6Ranges[].CidrIpv6`` (EC2 API Reference, IpPermission)."""
+    found: list[EntryFinding] = []
+    groups = doc.get("SecurityGroups") if isinstance(doc, dict) else doc
+    for gi, g in enumerate(groups if isinstance(groups, list) else []):
+        if not isinstance(g, dict):
+            continue
+        for key in ("IpPermissions", "IpPermissionsEgress"):
+            for pi, perm in enumerate(g.get(key) or []):
+                if not isinstance(perm, dict):
+                    continue
+                for rk, ck in (("IpRanges", "CidrIp"), ("Ipv6Ranges", "CidrIpv6")):
+                    for ri, r in enumerate(perm.get(rk) or []):
+                        text = r.get(ck) if isinstance(r, dict) else None
+                        if not isinstance(text, str):
+                            continue
+                        try:
+                            _, _, _, kind, read_as = parse_entry(text)
+                        except ValueError:
+                            continue  # the reader reports it
+                        if kind == "host-bits" and read_as is not None:
+                            where = f"{source} SecurityGroups[{gi}].{key}[{pi}].{rk}[{ri}].{ck}"
+                            found.append(EntryFinding(kind, Location(where), text, read_as))
+    return found
+
+
 def _load_allowlist(
     side: Side, source: str, doc: dict[str, Any], problems: list[tuple[Location, str]]
 ) -> None:
@@ -338,7 +393,15 @@ def _load_allowlist(
         entry = lists.get(name)
         if not isinstance(entry, dict):
             continue
-        texts = [str(x) for fam in ("ipv4", "ipv6") for x in entry.get(fam) or []]
+        texts: list[str] = []
+        for fam in ("ipv4", "ipv6"):
+            values = entry.get(fam, [])
+            if not isinstance(values, list) or not all(isinstance(x, str) for x in values):
+                problems.append(
+                    (Location(source), f'expected "lists"."{name}"."{fam}" to be a list of strings')
+                )
+                return
+            texts.extend(values)
         parsed = parse_list(("\n".join(texts) + "\n").encode(), f"{source} {name}")
         side.findings.extend(parsed.findings)
         side.directed.setdefault(direction, []).append((f"{source} {name}", parsed.addrs))
