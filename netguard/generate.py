@@ -43,7 +43,7 @@ def _read_manifest(out_dir: Path) -> dict[str, dict[str, object]]:
     """Per-target entries of an existing manifest (empty when missing or unreadable)."""
     try:
         loaded = json.loads((out_dir / MANIFEST).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
+    except (OSError, ValueError, RecursionError):
         return {}
     targets = loaded.get("targets") if isinstance(loaded, dict) else None
     return targets if isinstance(targets, dict) else {}

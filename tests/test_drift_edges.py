@@ -533,3 +533,21 @@ def test_feed_state_says_when_it_cannot_order_a_feed(tmp_path: Path) -> None:
     assert res.exit_code == 1, res.stderr
     notes = json.loads(res.stdout)["notes"]
     assert any("cannot tell whether it is older" in n for n in notes)
+
+
+@pytest.mark.parametrize("role", ["actual", "desired", "feed"])
+def test_deeply_nested_json_is_invalid_input(tmp_path: Path, role: str) -> None:
+    """JSON nested deeper than Python's parser follows, as any source or feed, is invalid
+    input naming the file (exit 2), not an internal error."""
+    deep = tmp_path / "deep.json"
+    deep.write_text("[" * 100_000)
+    plain = tmp_path / "plain.txt"
+    plain.write_text("198.51.100.0/25\n")
+    args: list[object] = {
+        "actual": ["drift", "--desired", plain, "--actual", deep],
+        "desired": ["drift", "--desired", deep, "--actual", plain],
+        "feed": ["drift", EXAMPLE, "--actual", plain, "--feed", deep],
+    }[role]
+    result = run(*args)
+    assert result.exit_code == 2, result.output
+    assert f"{deep}:1:1: invalid JSON: nested too deeply" in result.output

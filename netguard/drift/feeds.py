@@ -190,6 +190,8 @@ def read_feed(
         line = getattr(exc, "lineno", 0)
         col = getattr(exc, "colno", 0)
         raise InputError.at(Location(src, line, col), f"invalid JSON: {exc}") from None
+    except RecursionError:
+        raise InputError.at(Location(src, 1, 1), "invalid JSON: nested too deeply") from None
     kind = _kind(doc)
     entries: list[tuple[str, str]] = []  # (json path, cidr text)
     token = ""
@@ -352,7 +354,7 @@ def _load_state(state_path: Path) -> dict[str, dict[str, str]]:
         return {}
     try:
         doc = json.loads(state_path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, UnicodeDecodeError) as exc:
+    except (OSError, ValueError, UnicodeDecodeError, RecursionError) as exc:
         raise InputError.at(Location(state_path), f"unreadable feed state: {exc}") from None
     feeds = doc.get("feeds") if isinstance(doc, dict) else None
     if not isinstance(feeds, dict):

@@ -218,11 +218,13 @@ def _first_line_is_address(data: bytes) -> bool:
     return True
 
 
-def _json(data: bytes) -> Any:
+def _json(data: bytes, source: str) -> Any:
     try:
         return json.loads(data)
     except ValueError:
         return None
+    except RecursionError:
+        raise InputError.at(Location(source, 1, 1), "invalid JSON: nested too deeply") from None
 
 
 def load_side(
@@ -252,7 +254,7 @@ def load_side(
         except InputError as exc:
             problems.extend(exc.problems)
             continue
-        doc = _json(data) if data.lstrip().startswith((b"{", b"[")) else None
+        doc = _json(data, source) if data.lstrip().startswith((b"{", b"[")) else None
         if isinstance(doc, dict) and doc.get("format") == "netguard-allowlist":
             _load_allowlist(side, source, doc, problems)
             continue
