@@ -47,6 +47,7 @@ import time
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
+import bench_check
 from bench_check import BASE, LEAF_RULES, generate
 
 REPO = Path(__file__).resolve().parent.parent
@@ -285,7 +286,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--whole", action="store_true", help="also time the unrestricted diff")
     parser.add_argument("--stop-after", type=float, default=1200.0)
     parser.add_argument("--markdown", type=Path, default=REPO / "bench" / "results-review.md")
+    parser.add_argument(
+        "--addresses",
+        choices=bench_check.ADDRESS_PLANS,
+        default="dense",
+        help="address plan of bench_check's generator (default dense, as recorded)",
+    )
     args = parser.parse_args(argv)
+    bench_check.ADDRESSES = args.addresses
     if shutil.which("diff") is None:
         print("bench: diff (diffutils) is missing", file=sys.stderr)
         return 3
