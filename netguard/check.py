@@ -59,7 +59,7 @@ from netguard.checks import (
     fingerprint,
     unmodeled_findings,
 )
-from netguard.checks.policy import check_ruleset, rules_in_force
+from netguard.checks.policy import check_ruleset, rules_in_force, unfiltered_findings
 from netguard.compile import compile_policy
 from netguard.errors import EXIT_FINDINGS, EXIT_OK, InputError, Location, NetguardError
 from netguard.model.policy import Policy
@@ -338,6 +338,8 @@ def build_report(options: CheckOptions) -> CheckReport:
     findings, notes = _exception_findings(loaded, policy, as_of)
     notes.insert(0, f"exceptions checked as of {as_of}")
     skipped_forward = False
+    checked: set[tuple[int, Hook]] = set()
+    filtered: set[tuple[int, Hook]] = set()
     for ruleset, fmt in zip(configs.rulesets, configs.formats, strict=True):
         may: dict[Hook, Evaluation] = {}
         must: dict[Hook, Evaluation] = {}
@@ -347,15 +349,23 @@ def build_report(options: CheckOptions) -> CheckReport:
                 # forward hook to check (an instance that routes is outside their model).
                 skipped_forward = skipped_forward or hook is Hook.FORWARD
                 continue
+            checked.add((ruleset.family, hook))
+            if ruleset.base_chains(hook):
+                filtered.add((ruleset.family, hook))
             slicer = Slicer(ruleset, hook, engine, Approx.MAY)
             may[hook] = slicer.evaluate()
             # Nothing unmodeled decides a packet: the MUST evaluation is the same walk.
             must[hook] = (
                 may[hook] if slicer.exact else Slicer(ruleset, hook, engine, Approx.MUST).evaluate()
             )
-        findings.extend(check_ruleset(ruleset, policy, may, must, as_of))
+        sg = fmt is ConfigFormat.AWS_SG
+        findings.extend(check_ruleset(ruleset, policy, may, must, as_of, any_local=sg))
         findings.extend(find_anomalies(ruleset, may, must))
         findings.extend(unmodeled_findings(ruleset))
+    # A hook no rule set of the family filters accepts everything (one that another rule set
+    # of the family filters is judged by that one).
+    for family, hook in sorted(checked - filtered, key=lambda fh: (fh[0], fh[1].value)):
+        findings.extend(unfiltered_findings(engine, policy, family, hook, as_of))
     if skipped_forward:
         notes.append("security groups have no forward hook: FORWARD not checked for them")
     given = {rs.family for rs in configs.rulesets}

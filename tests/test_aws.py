@@ -982,3 +982,46 @@ def test_privatelink_with_a_split_app_role(tmp_path: Path, moto_ec2: Any) -> Non
     check_terraform(tf_doc)
     _validate_requests(api_doc)
     assert run_in_moto(api_doc, policy) == rules
+
+
+def test_generated_groups_pass_check_read_back_from_ec2(tmp_path: Path, moto_ec2: Any) -> None:
+    """netguard's own security groups for public-https, created in moto's EC2 and read back
+    with describe-security-groups, are compliant: a group cannot name the local address, so
+    the webhook receivers' addresses are not required of it (regression: every webhook rule
+    was NG102, 'dst not 192.0.2.20/32', so netguard's own AWS output failed its check)."""
+    from netguard.check import CheckOptions, build_report
+
+    policy = example("public-https")
+    _, _, api_doc = outputs(policy)
+    run_in_moto(api_doc, policy)
+    ec2 = boto3.client("ec2", region_name="eu-west-1")
+    names = list(api_names(api_doc).values())
+    groups = ec2.describe_security_groups(Filters=[{"Name": "group-name", "Values": names}])
+    path = tmp_path / "sg.json"
+    path.write_text(json.dumps({"SecurityGroups": groups["SecurityGroups"]}, default=str))
+    report = build_report(
+        CheckOptions(
+            deployment=ROOT / "examples" / "public-https" / "deployment.yaml",
+            configs=(path,),
+            as_of=AS_OF,
+        )
+    )
+    assert report.compliant, [(f.code, f.message) for f in report.findings]
+    # The webhook rule is still checked on its sources: a group admitting 8443 from anywhere
+    # is found (the same groups with the webhook source widened to 0.0.0.0/0).
+    widened = json.loads(path.read_text())
+    for group in widened["SecurityGroups"]:
+        for perm in group["IpPermissions"]:
+            for r in perm["IpRanges"]:
+                if r["CidrIp"] == "203.0.113.0/28":
+                    r["CidrIp"] = "0.0.0.0/0"
+    path.write_text(json.dumps(widened))
+    report = build_report(
+        CheckOptions(
+            deployment=ROOT / "examples" / "public-https" / "deployment.yaml",
+            configs=(path,),
+            as_of=AS_OF,
+        )
+    )
+    (f,) = [f for f in report.findings if f.code == "NG102" and f.family == 4]
+    assert f.example is not None and "8443" in f.example

@@ -554,6 +554,18 @@ def test_security_group_too_wide() -> None:
     } <= blocked
 
 
+def test_hooks_filtered_by_another_ruleset_are_not_unfiltered(
+    tmp_path: Path, generated: dict[str, Path]
+) -> None:
+    """On an iptables-nft host the snapshot holds iptables-save output and an nft ruleset
+    without netguard-readable base chains; the iptables rules filter every hook, so the pair
+    is compliant (regression: each empty rule set was reported as an unfiltered hook)."""
+    empty = tmp_path / "empty.json"
+    empty.write_text('{"nftables": [{"metainfo": {"json_schema_version": 1}}]}')
+    report = _report(PUBLIC, *_iptables(generated["public-https"]), empty)
+    assert report.compliant, [f.message for f in report.findings]
+
+
 def test_unfiltered_hooks_are_violations(tmp_path: Path) -> None:
     """An nft ruleset with no filter base chain filters nothing: every hook of both families
     accepts every packet (netfilter's default), so each is a violation with an example the

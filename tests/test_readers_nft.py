@@ -1571,3 +1571,26 @@ def test_kernel_nft_and_iptables_readings_agree(namespace: str, tmp_path: Path, 
                 got = space.evaluate(a, hook, engine, approx).accepted
                 want = space.evaluate(b, hook, engine, approx).accepted
                 assert got == want, (a.family, hook, approx)
+
+
+@pytest.mark.parametrize(
+    ("name", "kind"),
+    [
+        ("LOG", ActionKind.LOG),
+        ("NFLOG", ActionKind.LOG),
+        ("MARK", ActionKind.CONTINUE),
+        ("TCPMSS", ActionKind.CONTINUE),
+        ("QUEUE", ActionKind.UNMODELED),
+        ("SOMETHING-NEW", ActionKind.UNMODELED),
+    ],
+)
+def test_xt_targets_of_iptables_nft(tmp_path: Path, name: str, kind: ActionKind) -> None:
+    """iptables-nft tables show iptables targets as ``xt`` statements: those that only log
+    or mark do not end evaluation (iptables-extensions(8)); others may decide (regression: a
+    LOG target was read as possibly accepting, so netguard's own rules looked non-compliant
+    when read through ``nft -j``)."""
+    xt = {"xt": {"type": "target", "name": name}}
+    v4, _ = read(tmp_path, table("ip", "filter"), chain("OUTPUT", "output", "ip", "filter"),
+                 rule("OUTPUT", xt, family="ip", tbl="filter"))  # fmt: skip
+    (r,) = v4.chains["ip filter/OUTPUT"].rules
+    assert r.action.kind is kind

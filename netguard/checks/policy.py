@@ -76,6 +76,7 @@ __all__ = [
     "flow_space",
     "rule_ref",
     "rules_in_force",
+    "unfiltered_findings",
 ]
 
 #: At most this many violation findings per accepting rule (one per header-space rectangle of
@@ -126,15 +127,18 @@ def flow_space(
     *,
     ct_states: Iterable[CtState] | None = None,
     reply: bool = False,
+    any_local: bool = False,
 ) -> HeaderSpace:
     """The packets of ``rule``'s flow in ``family`` (empty when the rule does not exist in
     that family), in ``ct_states`` (None: any). ``reply``: the answers instead (addresses
-    and ports swapped), which travel the other way."""
+    and ports swapped), which travel the other way. ``any_local``: leave the local address
+    open (a security group has no destination for ingress, nor source for egress: it
+    applies to the interfaces it is attached to)."""
     if family not in rule.families(policy.families):
         return engine.none()
     egress = rule.direction == Direction.EGRESS
     peer = rule.peer.prefixes
-    local = rule.local.prefixes if rule.local is not None else None
+    local = rule.local.prefixes if rule.local is not None and not any_local else None
     remote_is_dst = egress != reply
     ports = [(p.first, p.last) for p in rule.ports] if rule.protocol.has_ports else None
     ipsec: bool | None = None
@@ -172,8 +176,17 @@ class Allowed:
     expired: Mapping[str, HeaderSpace]
 
 
-def allowed_space(engine: Engine, policy: Policy, family: int, hook: Hook, as_of: str) -> Allowed:
-    """What the profile permits at ``hook`` in ``family`` (see the module docstring).
+def allowed_space(
+    engine: Engine,
+    policy: Policy,
+    family: int,
+    hook: Hook,
+    as_of: str,
+    *,
+    any_local: bool = False,
+) -> Allowed:
+    """What the profile permits at ``hook`` in ``family`` (see the module docstring);
+    ``any_local`` as for :func:`flow_space` (security groups).
 
     The engine must know the interfaces ``lo`` and the profile's tunnel interface (build it
     with ``Engine.for_rulesets(..., interfaces=["lo", ...])``).
@@ -193,10 +206,10 @@ def allowed_space(engine: Engine, policy: Policy, family: int, hook: Hook, as_of
         in_force, expired = rules_in_force(policy, as_of)
         for rule in in_force:
             if rule.direction == direction:
-                space = space | flow_space(engine, policy, rule, family)
+                space = space | flow_space(engine, policy, rule, family, any_local=any_local)
         for rule in expired:
             if rule.direction == direction and rule.exception is not None:
-                flow = flow_space(engine, policy, rule, family)
+                flow = flow_space(engine, policy, rule, family, any_local=any_local)
                 if flow:
                     expired_spaces[rule.exception.name] = flow
     return Allowed(space, expired_spaces)
@@ -305,7 +318,8 @@ def _violations(ev: Evaluation, allowed: Allowed, family: int) -> list[Finding]:
     what = {Hook.OUTPUT: "egress", Hook.INPUT: "ingress", Hook.FORWARD: "forwarded"}[hook]
     ruleset = ev.ruleset
     if not ruleset.base_chains(hook):
-        return _unfiltered(ev, allowed, family, kind, what)
+        # Another rule set of the family may filter the hook: see unfiltered_findings.
+        return []
     several = len(ruleset.base_chains(hook)) > 1
     out: list[Finding] = []
     more: list[tuple[RuleKey, HeaderSpace]] = []
@@ -367,13 +381,16 @@ def _violations(ev: Evaluation, allowed: Allowed, family: int) -> list[Finding]:
     return out
 
 
-def _unfiltered(
-    ev: Evaluation, allowed: Allowed, family: int, kind: Kind, what: str
+def unfiltered_findings(
+    engine: Engine, policy: Policy, family: int, hook: Hook, as_of: str
 ) -> list[Finding]:
-    """A hook no base chain filters accepts every packet (netfilter's default): one finding
-    for what that lets through beyond policy, naming no rule."""
-    hook = ev.hook
-    extra = ev.accepted - allowed.space
+    """The finding for a hook that no given rule set of ``family`` filters (no base chain on
+    it in any of them): netfilter accepts every packet there, so everything beyond what the
+    profile allows gets through (NG101-NG103, naming no rule)."""
+    kind = KINDS[_KIND_BY_HOOK[hook]]
+    what = {Hook.OUTPUT: "egress", Hook.INPUT: "ingress", Hook.FORWARD: "forwarded"}[hook]
+    allowed = allowed_space(engine, policy, family, hook, as_of)
+    extra = engine.all(family) - allowed.space
     if extra.is_empty():  # pragma: no cover - a profile never allows every packet
         return []
     example = extra.example()
@@ -384,7 +401,8 @@ def _unfiltered(
             check=kind.check,
             message=(
                 f"{_family_text(family)} {hook.value.upper()} is not filtered at all (no base "
-                f"chain on the hook): it accepts every {what} packet, beyond policy"
+                f"chain on the hook in any configuration given): it accepts every {what} "
+                "packet, beyond policy"
             ),
             remediation=(
                 f"add a base chain on the {hook.value} hook with policy DROP that accepts only "
@@ -536,8 +554,12 @@ def check_ruleset(
     may: Mapping[Hook, Evaluation],
     must: Mapping[Hook, Evaluation],
     as_of: str,
+    *,
+    any_local: bool = False,
 ) -> list[Finding]:
     """Compliance findings (NG101-NG104, NG110) of one rule set against ``policy``.
+    ``any_local``: the rule set is security groups, which cannot name the local address:
+    the profile's local addresses (webhook receivers) are not required of it.
 
     ``may``/``must``: the evaluations of ``ruleset`` at the hooks to check (a hook missing is
     not checked) with ``Approx.MAY`` and ``Approx.MUST`` (the same object for both is fine
@@ -550,7 +572,7 @@ def check_ruleset(
         ev = may.get(hook)
         if ev is None:
             continue
-        allowed = allowed_space(ev.engine, policy, family, hook, as_of)
+        allowed = allowed_space(ev.engine, policy, family, hook, as_of, any_local=any_local)
         out.extend(_violations(ev, allowed, family))
         out.extend(_policy_accepts(ev, allowed, family, hook))
     out.extend(_blocked(must, policy, ruleset, as_of))

@@ -65,7 +65,8 @@ concatenated types, lookups in sets whose contents change at runtime (flags ``ti
 ``dynamic``), ``map`` expressions, ``th`` ports without port protocols, sets of interface names,
 names netguard does not know (a Note too), and side-effect statements (``mangle`` such as ``meta
 mark set``, ``notrack``, ``dup``, ``set add``/``update``, ``ct helper``, ``flow add``, ``xt``
-matches and unknown statements; the last three with a Note; an ``xt`` target is an UNMODELED
+matches and unknown statements; the last three with a Note; an ``xt`` target is LOG or
+CONTINUE when iptables-extensions(8) says it does not end evaluation, else an UNMODELED
 action). The dependencies nft adds for the headers an unmodeled condition or statement reads
 still hold and are applied (``ip saddr . tcp dport @pairs`` is IPv4 and TCP). A named set
 listed without elements is read as empty, with a Note (``nft -t`` omits elements).
@@ -287,6 +288,31 @@ _SIDE_EFFECTS = frozenset(
         "ct expectation",
         "secmark",
         "last",
+    }
+)
+#: iptables targets (``xt`` in nft JSON of iptables-nft tables) that do not end evaluation:
+#: logging ones, and ones that mark, classify or mangle (iptables-extensions(8)).
+_XT_LOG = frozenset({"LOG", "NFLOG", "ULOG", "TRACE", "AUDIT"})
+_XT_CONTINUE = frozenset(
+    {
+        "MARK",
+        "CONNMARK",
+        "CLASSIFY",
+        "DSCP",
+        "TOS",
+        "TTL",
+        "HL",
+        "TCPMSS",
+        "CT",
+        "NOTRACK",
+        "SET",
+        "CHECKSUM",
+        "CONNSECMARK",
+        "SECMARK",
+        "IDLETIMER",
+        "LED",
+        "RATEEST",
+        "TEE",
     }
 )
 _STATEMENT_NOTES = {
@@ -1419,7 +1445,15 @@ class _RuleParser:
         elif key in _STATEMENT_NOTES:
             self.notes.append(f"{key}: {_STATEMENT_NOTES[key]}")
             if key == "xt" and isinstance(value, dict) and value.get("type") == "target":
-                self.action = Action(ActionKind.UNMODELED, None, text)  # an iptables target
+                # An iptables target: one that only logs, marks or mangles lets evaluation go
+                # on (iptables-extensions(8), TARGET EXTENSIONS); any other may decide.
+                name = value.get("name")
+                if name in _XT_LOG:
+                    self.action = Action(ActionKind.LOG, None, text)
+                elif name in _XT_CONTINUE:
+                    self.action = Action(ActionKind.CONTINUE, None, text)
+                else:
+                    self.action = Action(ActionKind.UNMODELED, None, text)
             else:
                 self.unmodeled.append(text)
         elif key in _SIDE_EFFECTS:
