@@ -551,3 +551,21 @@ def test_deeply_nested_json_is_invalid_input(tmp_path: Path, role: str) -> None:
     result = run(*args)
     assert result.exit_code == 2, result.output
     assert f"{deep}:1:1: invalid JSON: nested too deeply" in result.output
+
+
+def test_older_sync_token_with_the_same_date_is_stale(tmp_path: Path) -> None:
+    # AWS's syncToken counts seconds: a copy whose token went back is older even when its
+    # createDate was left as it was (regression: it was used, and the state went backwards).
+    state = tmp_path / "state.json"
+    actual = write(tmp_path, "a.txt", "198.51.100.0/24\n")
+    args = ["--actual", actual, "--direction", "egress", "--feed-state", state]
+    new = FEEDS / "aws-ip-ranges.json"
+    doc = json.loads(new.read_text())
+    doc["syncToken"] = str(int(doc["syncToken"]) - 1)
+    old = write(tmp_path, "ip-ranges.json", json.dumps(doc))
+    assert run("drift", EXAMPLE, "--feed", new, *args).exit_code in (0, 1)
+    recorded = state.read_text()
+    res = run("drift", EXAMPLE, "--feed", old, *args)
+    clean_exit_2(res)
+    assert "stale feed" in res.stderr
+    assert state.read_text() == recorded

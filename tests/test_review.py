@@ -633,3 +633,15 @@ def test_nft_set_member_added(tmp_path: Path) -> None:
     (flow,) = hook["permitted"]
     assert flow["space"] == "ipv4 tcp dst 203.0.113.64/28 dport 443"
     assert flow["example"] == "tcp 192.0.2.10:40000 -> 203.0.113.69:443 (NEW)"
+
+
+def test_empty_nft_ruleset_has_no_phantom_table(tmp_path: Path) -> None:
+    """``nft -j list ruleset`` on a host without rules is only a metainfo object: it names no
+    table, so nothing is 'changed where netguard does not analyse' (regression: a phantom
+    'nft table None None added' made the verdict 'not proven')."""
+    empty = '{"nftables": [{"metainfo": {"version": "1.0.6", "json_schema_version": 1}}]}'
+    old = _write(tmp_path / "old.json", empty)
+    new = _write(tmp_path / "new.json", empty.replace("1.0.6", "1.0.9"))
+    code, doc = _diff_json(old, new, tmp_path)
+    assert code == 0
+    assert "None" not in json.dumps(doc)

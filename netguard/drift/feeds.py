@@ -318,13 +318,14 @@ def _when(text: str) -> dt.datetime | None:
 
 
 def _older(new: FeedVersion, old: dict[str, str]) -> bool:
-    """True when ``new`` is older than the recorded ``old``: by date when both have one
-    (compared as instants: ``...:54.5Z`` is after ``...:54Z``), else by numeric token."""
+    """True when ``new`` is older than the recorded ``old`` by date (compared as instants:
+    ``...:54.5Z`` is after ``...:54Z``) or by numeric token (AWS's syncToken, seconds since
+    the epoch): either going backwards is enough, so a copy with an older token and the same
+    date is stale too."""
     if new.date and old.get("date"):
         a, b = _when(new.date), _when(old["date"])
-        if a is not None and b is not None:
-            return a < b
-        return new.date < old["date"]
+        if (a < b) if a is not None and b is not None else new.date < old["date"]:
+            return True
     nt, ot = new.token, old.get("token", "")
     if nt.isdigit() and ot.isdigit():
         return int(nt) < int(ot)

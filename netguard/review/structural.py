@@ -619,8 +619,10 @@ def _nft_unanalysed(text: str, out: dict[str, list[str]], skip: dict[str, set[st
         if not isinstance(body, dict):
             continue
         family = body.get("family")
+        if not isinstance(family, str):  # metainfo and other objects of no table
+            continue
         table = body.get("name") if kind == "table" else body.get("table")
-        if isinstance(family, str) and table in skip.get(family, set()):
+        if table in skip.get(family, set()):
             continue
         key: str | None = None
         if family not in _NFT_ANALYSED_FAMILIES:
