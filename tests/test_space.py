@@ -1075,3 +1075,17 @@ def test_rule_slices_equal_the_whole_walk(rs: RuleSet, approx: Approx) -> None:
         assert part.matched[key] == whole.matched[key] & match, key
         assert part.decided_by.get(key) == whole.decided_by.get(key), key
         assert part.accepted == whole.accepted & match, key
+
+
+def test_addresses_projects_a_set_on_one_address_field() -> None:
+    """The destinations some packet of a set has: 198.51.100.0/25 on TCP and
+    198.51.100.128/26 on UDP project to one interval .0-.191; sources are unconstrained
+    (every IPv4 address); no IPv6 packet, no IPv6 address."""
+    space = ENGINE.space(family=4, protocols=[6], dst=[ipaddress.ip_network("198.51.100.0/25")])
+    space = space | ENGINE.space(
+        family=4, protocols=[17], dst=[ipaddress.ip_network("198.51.100.128/26")]
+    )
+    low, high = int(ip("198.51.100.0")), int(ip("198.51.100.191"))
+    assert space.addresses("dst", 4) == ((low, high),)
+    assert space.addresses("src", 4) == ((0, 2**32 - 1),)
+    assert space.addresses("dst", 6) == ()

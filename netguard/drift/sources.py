@@ -445,35 +445,9 @@ def _load_live_aws(side: Side, source: str) -> None:
 
 def project(space: Any, field_name: str, family: int) -> AddrSet:
     """The addresses ``a`` of ``field_name`` (``src`` or ``dst``) such that some packet of
-    ``space`` (a :class:`~netguard.space.HeaderSpace`) of ``family`` has that address:
-    existential quantification of every other header bit, then a walk over the address bits.
-    """
-    engine = space.engine
-    b = engine.bdd
-    keep = engine.addr_vars(field_name, family)
-    keep_set = set(keep)
-    node = space.node & engine.family(family)
-    others = [v for v in b.variables if v not in keep_set]
-    # exists others. node  ==  not forall others. not node
-    proj = ~b.forall(others, ~node)
-    width = len(keep)
-    out: list[tuple[int, int]] = []
-
-    def rec(v: Any, i: int, base: int) -> None:
-        if v == b.false:
-            return
-        if v == b.true:
-            lo, hi = base, base + (1 << (width - i)) - 1
-            if out and out[-1][1] + 1 == lo:
-                out[-1] = (out[-1][0], hi)
-            else:
-                out.append((lo, hi))
-            return
-        name = keep[i]
-        rec(b.let({name: False}, v), i + 1, base)
-        rec(b.let({name: True}, v), i + 1, base | (1 << (width - 1 - i)))
-
-    rec(proj, 0, 0)
+    ``space`` (a :class:`~netguard.space.HeaderSpace`) of ``family`` has that address
+    (``HeaderSpace.addresses``)."""
+    out = space.addresses(field_name, family)
     if family == 4:
         import numpy as np
 

@@ -919,6 +919,20 @@ class HeaderSpace:
 
         return cover(self, limit)
 
+    def addresses(self, field: str, family: int) -> tuple[tuple[int, int], ...]:
+        """The addresses of ``field`` (``"src"`` or ``"dst"``) that some packet of this set
+        of ``family`` (4 or 6) has, as sorted, merged, inclusive integer intervals: the set
+        projected on that field (every other header bit existentially quantified)."""
+        from netguard.space.rectangles import field_intervals
+
+        b = self._engine.bdd
+        keep = self._engine.addr_vars(field, family)
+        kept = set(keep)
+        node = self._node & self._engine.family(family)
+        # exists others. node  ==  not forall others. not node
+        projected = ~b.forall([v for v in b.variables if v not in kept], ~node)
+        return field_intervals(b, projected, keep)
+
     def __repr__(self) -> str:
         if self.is_empty():
             return "HeaderSpace(empty)"

@@ -256,6 +256,12 @@ def _intervals(b: Manager, u: Node, vars_: Sequence[str], cap: int) -> Intervals
     return tuple(out)
 
 
+def field_intervals(b: Manager, u: Node, vars_: Sequence[str]) -> Intervals:
+    """The values over bits ``vars_`` (most significant first) where ``u``, a function of
+    those bits only, holds: merged inclusive intervals, every one of them."""
+    return _intervals(b, u, vars_, cap=1 << 62)
+
+
 def _decompose(engine: Engine, node: Node, cap: int, truncated: list[bool]) -> Iterator[_Rect]:
     """Exact disjoint rectangles of ``node``, field by field (see the module docstring). A
     class whose values need more than ``cap`` intervals is skipped, noting it in
