@@ -295,9 +295,11 @@ def snapshot_from_files(paths: Sequence[Path], *, host: str | None = None) -> Sn
             if not path.is_file():
                 raise InputError.at(Location(path), "not a regular file")
             text = path.read_bytes().decode("utf-8")
-            if not text.strip():
+            if not text.strip() and all(_blank(p) for p in paths):
                 # Read as a configuration it would say "no rules": everything allowed.
                 raise InputError.at(Location(path), "empty file: nothing to record")
+            # Next to other files, an empty one is what `ipset save` prints on a host
+            # without sets: detect_format reads it so (no sets), as `netguard check` does.
             fmt = detect_format(path, text)
         except InputError as exc:
             problems.extend(exc.problems)
@@ -603,6 +605,14 @@ def _manifest_problem(m: dict[str, Any]) -> str | None:
         ):
             return "lists a command without argv, exit_code and one of its parts"
     return None
+
+
+def _blank(path: Path) -> bool:
+    """True when ``path`` is a regular file holding nothing but white space."""
+    try:
+        return path.is_file() and not path.read_bytes().strip()
+    except OSError:
+        return False
 
 
 def load_snapshot(path: Path) -> Snapshot:
