@@ -569,3 +569,51 @@ def test_older_sync_token_with_the_same_date_is_stale(tmp_path: Path) -> None:
     clean_exit_2(res)
     assert "stale feed" in res.stderr
     assert state.read_text() == recorded
+
+
+def test_snapshot_as_actual_source(tmp_path: Path) -> None:
+    """A netguard snapshot (file or store) stands for the configurations it recorded: the
+    generated public-https rules show no drift; with the vendor's /25 widened to a /24 the
+    EXTRA range is the /24 less the vendor's .0/25 and .128/26, i.e. 198.51.100.192/26,
+    attributed to the snapshot's part and line (ipaddress: /24 minus those is .192/26)."""
+    gen = tmp_path / "gen"
+    assert run("generate", EXAMPLE, "-o", gen, "-t", "iptables").exit_code == 0
+    v4, v6, sets = (gen / "iptables" / n for n in ("rules.v4", "rules.v6", "ipset.restore"))
+    store = tmp_path / "store"
+    assert (
+        run("snapshot", "--source", v4, "--source", v6, "--source", sets, "-o", store).exit_code
+        == 0
+    )
+    res = run("drift", EXAMPLE, "--actual", store)
+    assert res.exit_code == 0, res.output
+    wide = write(tmp_path, "wide.v4", v4.read_text().replace("198.51.100.0/25", "198.51.100.0/24"))
+    store2 = tmp_path / "store2"
+    assert (
+        run("snapshot", "--source", wide, "--source", v6, "--source", sets, "-o", store2).exit_code
+        == 0
+    )
+    (snap,) = store2.iterdir()
+    res = run("drift", EXAMPLE, "--actual", snap, "--format", "json")
+    assert res.exit_code == 1, res.output
+    doc = json.loads(res.stdout)
+    assert "netguard-drift-" not in res.stdout  # no temporary path leaks into the report
+    text = run("drift", EXAMPLE, "--actual", snap).stdout
+    assert "198.51.100.192/26" in text
+    line = 1 + wide.read_text().splitlines().index(
+        next(ln for ln in wide.read_text().splitlines() if "198.51.100.0/24" in ln)
+    )
+    assert f"{snap} part wide.v4:{line}]" in text
+    assert doc["drift"] is True
+
+
+def test_damaged_snapshot_as_source_is_invalid_input(tmp_path: Path) -> None:
+    gen = tmp_path / "gen"
+    assert run("generate", EXAMPLE, "-o", gen, "-t", "iptables").exit_code == 0
+    store = tmp_path / "store"
+    v4 = gen / "iptables" / "rules.v4"
+    assert run("snapshot", "--source", v4, "-o", store).exit_code == 0
+    (snap,) = store.iterdir()
+    damaged = write(tmp_path, "damaged.json", snap.read_text().replace("ng-egress", "ng-egresz", 1))
+    res = run("drift", EXAMPLE, "--actual", damaged)
+    assert res.exit_code == 2
+    assert str(damaged) in res.stderr

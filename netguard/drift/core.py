@@ -22,8 +22,10 @@ Exit codes: 0 no drift and no finding, 1 drift or an entry with host bits set, 2
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import json
+import tempfile
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -118,6 +120,8 @@ class DriftReport:
     notes: list[str]
     feed: FeedVersion | None = None
     quotas: SgQuotas | None = None
+    #: Temporary file of a snapshot's part -> how to name it (``SNAPSHOT part NAME``).
+    labels: dict[str, str] = field(default_factory=dict)
 
     @property
     def drift(self) -> bool:
@@ -310,12 +314,84 @@ def _match_sets(rule_text: str) -> list[str]:
     return [words[i + 1] for i, w in enumerate(words[:-1]) if w == "--match-set"]
 
 
+def _snapshot_parts(source: str, into: Path) -> list[str] | None:
+    """The parts of ``source`` written out as files in ``into`` when it is a netguard
+    snapshot or a snapshot store (its newest snapshot, ``netguard snapshot``), else None.
+    The snapshot is verified first (a damaged one is ``InputError``)."""
+    if source == "-" or source.startswith("aws:"):
+        return None
+    path = Path(source)
+    try:
+        if path.is_dir():
+            from netguard.review.snapshot import resolve_end
+
+            snap = resolve_end(path)
+        elif path.is_file():
+            with path.open("rb") as fh:
+                head = fh.read(4096).decode("utf-8", errors="replace")
+            from netguard.review.snapshot import is_snapshot_text, load_snapshot
+
+            if not is_snapshot_text(head):
+                return None
+            snap = load_snapshot(path)
+        else:
+            return None
+    except OSError:
+        return None  # read (and reported) as any other source
+    folder = into / f"{path.name}.parts"
+    folder.mkdir(parents=True)
+    out: list[str] = []
+    for part in snap.parts:
+        target = folder / part.name
+        target.write_text(part.text, encoding="utf-8")
+        out.append(str(target))
+    return out
+
+
 def build_drift(options: DriftOptions) -> DriftReport:
-    """Load both sides and compare them (module docstring).
+    """Load both sides and compare them (module docstring). A source that is a netguard
+    snapshot (or snapshot store) stands for the configurations it recorded.
 
     Raises ``InputError``/``ProfileError`` (exit 2; a stale feed too) and ``NetguardError``
     (exit 3).
     """
+    with tempfile.TemporaryDirectory(prefix="netguard-drift-") as tmp:
+        expanded: dict[str, list[str]] = {}
+        labels: dict[str, str] = {}
+        for which in ("actual", "desired"):
+            sources: list[str] = []
+            for n, source in enumerate(getattr(options, which)):
+                parts = _snapshot_parts(source, Path(tmp) / which / str(n))
+                for part in parts or ():
+                    labels[part] = f"{source} part {Path(part).name}"
+                sources.extend(parts if parts is not None else [source])
+            expanded[which] = sources
+        try:
+            report = _build_drift(
+                dataclasses.replace(options, actual=expanded["actual"], desired=expanded["desired"])
+            )
+        except InputError as exc:
+            raise InputError(
+                [
+                    (Location(relabel(str(loc.path), labels), loc.line, loc.column), msg)
+                    for loc, msg in exc.problems
+                ]
+            ) from None
+        report.labels = labels
+        return report
+
+
+def relabel(text: str, labels: dict[str, str], *, json_text: bool = False) -> str:
+    """``text`` with each temporary part file of a snapshot source (``labels`` keys) named as
+    ``SNAPSHOT part NAME`` instead; ``json_text``: inside JSON strings (escaped)."""
+    for path, label in sorted(labels.items(), key=lambda kv: -len(kv[0])):
+        if json_text:
+            path, label = json.dumps(path)[1:-1], json.dumps(label)[1:-1]
+        text = text.replace(path, label)
+    return text
+
+
+def _build_drift(options: DriftOptions) -> DriftReport:
     if not options.actual:
         raise InputError.at(Location("--actual"), "expected at least one --actual SOURCE")
     if options.deployment is None and not options.desired:
@@ -682,11 +758,14 @@ def run_drift(options: DriftOptions, out: TextIO, err: TextIO) -> int:
     if options.fix is not None:
         from netguard.drift.fix import render_fix
 
-        text = render_fix(report, options.fix, options.set_names)
+        text = relabel(render_fix(report, options.fix, options.set_names), report.labels)
         _emit(out, text)
         err.write(summary_line(report) + "\n")
         return report.exit_code
-    text = render_json(report) if options.format == "json" else render_text(report)
+    if options.format == "json":
+        text = relabel(render_json(report), report.labels, json_text=True)
+    else:
+        text = relabel(render_text(report), report.labels)
     _emit(out, text)
     if options.format == "json":
         err.write(summary_line(report) + "\n")
