@@ -449,13 +449,13 @@ def test_review_formats_have_every_section_in_order(generated: Path, tmp_path: P
     md = _cli(*base, "--format", "markdown").stdout
     html = _cli(*base, "--format", "html").stdout
     order_text = ["SUMMARY", "SEMANTIC CHANGES", "STRUCTURAL CHANGES", "COMPLIANCE",
-                  "EXCEPTIONS EXPIRING", "SIGN-OFF"]  # fmt: skip
+                  "ALLOWLIST DRIFT", "EXCEPTIONS EXPIRING", "SIGN-OFF"]  # fmt: skip
     positions = [text.index(h) for h in order_text]
     assert positions == sorted(positions)
     assert "what the network allows is UNCHANGED (proven)" in text
     assert "rule modified (comment)" in text
     order_md = ["## Summary", "## Semantic changes", "## Structural changes", "## Compliance",
-                "## Exceptions expiring", "## Sign-off"]  # fmt: skip
+                "## Allowlist drift", "## Exceptions expiring", "## Sign-off"]  # fmt: skip
     positions = [md.index(h) for h in order_md]
     assert positions == sorted(positions)
     # Markdown: configuration text only inside code spans (inert in CommonMark).
@@ -466,7 +466,7 @@ def test_review_formats_have_every_section_in_order(generated: Path, tmp_path: P
     for external in ("src=", "href=", "@import", "url("):
         assert external not in html
     ids = ['id="summary"', 'id="semantic"', 'id="structural"', 'id="compliance"',
-           'id="exceptions"', 'id="signoff"']  # fmt: skip
+           'id="drift"', 'id="exceptions"', 'id="signoff"']  # fmt: skip
     positions = [html.index(i) for i in ids]
     assert positions == sorted(positions)
 
@@ -645,3 +645,34 @@ def test_empty_nft_ruleset_has_no_phantom_table(tmp_path: Path) -> None:
     code, doc = _diff_json(old, new, tmp_path)
     assert code == 0
     assert "None" not in json.dumps(doc)
+
+
+def test_review_reports_allowlist_drift_at_both_ends(generated: Path, tmp_path: Path) -> None:
+    """The vendor's 198.51.100.0/25 widened to a /24 in NEW: drift against the profile is
+    EXTRA egress IPv4 198.51.100.192/26 (the /24 less the vendor's .0/25 and .128/26) at the
+    new end only, so it appeared; the old end has no drift."""
+    v4 = (generated / "rules.v4").read_text()
+    assert "198.51.100.0/25" in v4
+    old = _store_of(tmp_path, generated, "old")
+    new = _store_of(tmp_path, generated, "new", v4.replace("198.51.100.0/25", "198.51.100.0/24"))
+    out = tmp_path / "review.json"
+    result = _cli(
+        "review", EXAMPLE, "--since", old, "--until", new, "--format", "json", "-o", out,
+        "--as-of", "2026-06-01",
+    )  # fmt: skip
+    assert result.exit_code == 1, result.stderr
+    doc = json.loads(out.read_text())
+    d = doc["drift"]
+    assert d["old"]["error"] is None and d["old"]["drift"] is False
+    assert d["new"]["drift"] is True
+    extra = {(r["direction"], r["family"], p) for r in d["new"]["rows"] for p in r["extra"]}
+    assert extra == {("egress", 4, "198.51.100.192/26")}
+    assert d["appeared"] == [
+        {"kind": "EXTRA", "direction": "egress", "family": 4, "prefix": "198.51.100.192/26"}
+    ]
+    assert d["went_away"] == []
+    assert doc["summary"]["drift"] is True and doc["summary"]["drift_appeared"] == 1
+    for fmt, needle in (("text", "ALLOWLIST DRIFT"), ("markdown", "## Allowlist drift")):
+        text = _cli("review", EXAMPLE, "--since", old, "--until", new, "--format", fmt,
+                    "--as-of", "2026-06-01").stdout  # fmt: skip
+        assert needle in text and "198.51.100.192/26" in text

@@ -190,6 +190,89 @@ def compliance_section(
     return section, rep_old, rep_new
 
 
+_FAMILY = {4: "IPv4", 6: "IPv6"}
+
+
+def drift_section(
+    deployment: Path, old: MaterialisedEnd, new: MaterialisedEnd, review_date: dt.date
+) -> dict[str, Any]:
+    """Allowlist drift (``netguard drift``) of both ends against ``deployment``: per end,
+    each compared direction and family with its EXTRA and MISSING prefixes (or why drift
+    could not be computed for that end), and the EXTRA/MISSING prefixes that appeared (in
+    NEW only) or went away (OLD only)."""
+    from netguard.drift.core import DriftOptions, build_drift
+    from netguard.errors import NetguardError
+
+    ends: dict[str, dict[str, Any]] = {}
+    for name, end in (("old", old), ("new", new)):
+        options = DriftOptions(
+            deployment=deployment, actual=[str(p) for p in end.paths], as_of=review_date
+        )
+        try:
+            report = build_drift(options)
+        except NetguardError as exc:  # e.g. nothing comparable in that end
+            ends[name] = {"error": str(exc).replace(str(end.directory) + "/", ""), "rows": []}
+            continue
+        rows = [
+            {
+                "direction": str(c.direction),
+                "family": c.family,
+                "flow": c.flow,
+                "extra": c.extra.prefixes(c.family),
+                "missing": c.missing.prefixes(c.family),
+            }
+            for c in report.comparisons
+        ]
+        ends[name] = {"error": None, "drift": report.drift, "rows": rows}
+
+    def entries(name: str) -> set[tuple[str, str, int, str]]:
+        return {
+            (kind, row["direction"], row["family"], prefix)
+            for row in ends[name]["rows"]
+            for kind in ("extra", "missing")
+            for prefix in row[kind]
+        }
+
+    def listed(items: set[tuple[str, str, int, str]]) -> list[dict[str, Any]]:
+        return [
+            {"kind": k.upper(), "direction": d, "family": f, "prefix": p}
+            for k, d, f, p in sorted(items)
+        ]
+
+    a, b = entries("old"), entries("new")
+    return {
+        "old": ends["old"],
+        "new": ends["new"],
+        "appeared": listed(b - a),
+        "went_away": listed(a - b),
+    }
+
+
+def drift_lines(section: dict[str, Any]) -> list[str]:
+    """The drift section as plain lines (for text and Markdown)."""
+    out: list[str] = []
+    for name in ("old", "new"):
+        end = section[name]
+        if end["error"]:
+            out.append(f"{name}: not computed: {end['error']}")
+            continue
+        state = "DRIFT" if end["drift"] else "no drift"
+        out.append(f"{name}: {state}")
+        for row in end["rows"]:
+            for kind in ("extra", "missing"):
+                if row[kind]:
+                    out.append(
+                        f"  {kind.upper()} {row['direction']} {_FAMILY[row['family']]} "
+                        f"({row['flow']}): {', '.join(row[kind])}"
+                    )
+    for key, label in (("appeared", "appeared"), ("went_away", "went away")):
+        for e in section[key]:
+            out.append(
+                f"{label}: {e['kind']} {e['direction']} {_FAMILY[e['family']]} {e['prefix']}"
+            )
+    return out
+
+
 def expiring_exceptions(deployment: Path, review_date: dt.date) -> list[dict[str, Any]]:
     """The profile's exceptions whose ``expires`` is at most :data:`NEXT_REVIEW_DAYS` days
     after ``review_date`` (already expired ones included), earliest first, each with
@@ -259,8 +342,10 @@ def build_document(
     if deployment is not None:
         section, _, rep_new = compliance_section(deployment, old, new, review_date)
         exceptions = expiring_exceptions(deployment, review_date)
+        drift = drift_section(deployment, old, new, review_date)
         doc["deployment"] = str(deployment)
         doc["compliance"] = section
+        doc["drift"] = drift
         doc["exceptions"] = {
             "horizon_days": next_review_days,
             "until": (review_date + dt.timedelta(days=next_review_days)).isoformat(),
@@ -273,6 +358,9 @@ def build_document(
             violations_resolved=len(section["resolved"]),
             findings=rep_new.counts(),
             exceptions_expiring=len(exceptions),
+            drift=bool(drift["new"].get("drift")),
+            drift_appeared=len(drift["appeared"]),
+            drift_went_away=len(drift["went_away"]),
         )
     doc["summary"] = summary
     doc["semantic"] = _semantic(semantic)

@@ -17,6 +17,8 @@ from typing import Any
 
 import jinja2
 
+from netguard.review.document import drift_lines
+
 __all__ = ["FORMATS", "render_document"]
 
 FORMATS = ("text", "markdown", "html", "json")
@@ -89,6 +91,11 @@ _FLOW_KINDS = (
 )
 
 
+def _drift_summary(s: dict[str, Any]) -> str:
+    state = "DRIFT at the new end" if s["drift"] else "none at the new end"
+    return f"{state}; {s['drift_appeared']} range(s) appeared, {s['drift_went_away']} went away"
+
+
 def _loud(label: str) -> str:
     """``newly permitted`` -> ``newly PERMITTED`` (the text form's emphasis)."""
     first, verb, *rest = label.split(" ", 2)
@@ -142,6 +149,7 @@ def render_text(doc: dict[str, Any]) -> str:
             f"{s['violations_resolved']} went away; now high {f['high']}, medium "
             f"{f['medium']}, low {f['low']}, info {f['info']}"
         )
+        w(f"  allowlist drift: {_drift_summary(s)}")
         w(f"  exceptions expiring before the next review: {s['exceptions_expiring']}")
     w("")
     w("SEMANTIC CHANGES (what the network allows)")
@@ -212,6 +220,10 @@ def render_text(doc: dict[str, Any]) -> str:
         w(f"  persisting: {len(c['persisting'])} finding(s)")
         for f in c["persisting"]:
             w(f"    {f['code']} {f['severity']}: {f['message']}")
+        w("")
+        w("ALLOWLIST DRIFT against the profile (netguard drift)")
+        for line in drift_lines(doc["drift"]):
+            w(f"  {line}")
         e = doc["exceptions"]
         w("")
         w(f"EXCEPTIONS EXPIRING BEFORE THE NEXT REVIEW (until {e['until']})")
@@ -330,6 +342,7 @@ def render_markdown(doc: dict[str, Any]) -> str:
             f"{s['violations_resolved']} went away; now high {f['high']}, medium {f['medium']}, "
             f"low {f['low']}, info {f['info']}"
         )
+        w(f"- Allowlist drift: {_drift_summary(s)}")
         w(f"- Exceptions expiring before the next review: {s['exceptions_expiring']}")
     w("")
     w("## Semantic changes")
@@ -420,6 +433,11 @@ def render_markdown(doc: dict[str, Any]) -> str:
                     f"{_code(f['example']) if f['example'] else ''} |"
                 )
         w("")
+        w("## Allowlist drift")
+        w("")
+        for line in drift_lines(doc["drift"]):
+            w(f"- {_md(line.strip())}")
+        w("")
         e = doc["exceptions"]
         w("## Exceptions expiring before the next review")
         w("")
@@ -476,6 +494,8 @@ def render_html(doc: dict[str, Any]) -> str:
         set_line=_set_line,
         group_line=_group_line,
         exception_line=_exception_line,
+        drift_lines=drift_lines,
+        drift_summary=_drift_summary,
         flow_rows=_flow_rows,
         provenance=_provenance,
     )
