@@ -1594,3 +1594,17 @@ def test_xt_targets_of_iptables_nft(tmp_path: Path, name: str, kind: ActionKind)
                  rule("OUTPUT", xt, family="ip", tbl="filter"))  # fmt: skip
     (r,) = v4.chains["ip filter/OUTPUT"].rules
     assert r.action.kind is kind
+
+
+def test_xt_comment_match_is_no_condition(tmp_path: Path) -> None:
+    """iptables-nft shows ``-m comment`` as an ``xt`` match; a comment selects every packet
+    (iptables-extensions(8)), so it is no condition at all, not an unmodeled one; another
+    xt match (conntrack: its states are not in the JSON) stays unmodeled."""
+    comment = {"xt": {"type": "match", "name": "comment"}}
+    conntrack = {"xt": {"type": "match", "name": "conntrack"}}
+    v4, _ = read(tmp_path, table("ip", "filter"), chain("OUTPUT", "output", "ip", "filter"),
+                 rule("OUTPUT", comment, ACCEPT, family="ip", tbl="filter"),
+                 rule("OUTPUT", conntrack, comment, ACCEPT, family="ip", tbl="filter"))  # fmt: skip
+    first, second = v4.chains["ip filter/OUTPUT"].rules
+    assert first.match == Match() and first.action.kind is ActionKind.ACCEPT
+    assert len(second.match.unmodeled) == 1 and "conntrack" in second.match.unmodeled[0]

@@ -1442,6 +1442,13 @@ class _RuleParser:
             self._vmap(value, text)
         elif key in _TERMINAL_UNMODELED:
             self.action = Action(ActionKind.UNMODELED, None, text)
+        elif (
+            key == "xt"
+            and isinstance(value, dict)
+            and value.get("type") == "match"
+            and (value.get("name") == "comment")
+        ):
+            pass  # iptables' comment match selects every packet (iptables-extensions(8))
         elif key in _STATEMENT_NOTES:
             self.notes.append(f"{key}: {_STATEMENT_NOTES[key]}")
             if key == "xt" and isinstance(value, dict) and value.get("type") == "target":
