@@ -40,6 +40,8 @@ Unmodeled conditions are resolved the permissive way (``Approx.MAY``) and listed
 
 from __future__ import annotations
 
+import codecs
+import dataclasses
 import datetime as dt
 import json
 import os
@@ -63,7 +65,7 @@ from netguard.checks.policy import check_ruleset, rules_in_force, unfiltered_fin
 from netguard.compile import compile_policy
 from netguard.errors import EXIT_FINDINGS, EXIT_OK, InputError, Location, NetguardError
 from netguard.model.policy import Policy
-from netguard.model.ruleset import ActionKind, Hook, RuleSet
+from netguard.model.ruleset import ActionKind, Hook, Note, RuleSet
 from netguard.profiles import LoadedDeployment, load_deployment
 from netguard.schema import default_as_of
 from netguard.space import POLICY, Approx, Engine, Evaluation, Packet, Slicer, trace
@@ -112,7 +114,12 @@ def _read_text(path: Path) -> str:
     except OSError as exc:
         raise InputError.at(Location(path), f"cannot read: {exc.strerror or exc}") from None
     try:
-        return raw.decode("utf-8")
+        if raw.startswith((codecs.BOM_UTF16_LE, codecs.BOM_UTF16_BE)):
+            # What a Windows PowerShell redirection of `aws ec2 describe-security-groups`
+            # writes; the AWS reader decodes it likewise (the text readers do not).
+            return raw.decode("utf-16")
+        # A leading UTF-8 byte-order mark (Windows editors) is skipped, as the readers do.
+        return raw.decode("utf-8-sig")
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise InputError.at(Location(path, line), "not UTF-8 text") from None
@@ -128,9 +135,14 @@ def detect_format(path: Path, text: str | None = None) -> ConfigFormat:
     stripped = text.lstrip()
     if stripped.startswith(("{", "[")):
         try:
-            data: Any = json.loads(stripped)
-        except ValueError:
-            data = None
+            data: Any = json.loads(text)
+        except json.JSONDecodeError as exc:
+            if stripped.startswith("{"):
+                # Truncated or hand-broken JSON: say where (not "unrecognised").
+                raise InputError.at(
+                    Location(path, exc.lineno, exc.colno), f"invalid JSON: {exc.msg}"
+                ) from None
+            data = None  # "[" also opens iptables-save -c counters: read it as text below
         except RecursionError:
             raise InputError.at(Location(path, 1, 1), "invalid JSON: nested too deeply") from None
         if isinstance(data, dict):
@@ -243,7 +255,42 @@ def load_configs(paths: Sequence[Path]) -> LoadedConfigs:
         infos.append(ConfigInfo(str(path), fmt.value, tuple(rs.family for rs in got)))
     if problems:
         raise InputError(problems)
+    rulesets = _without_iptables_nft_copies(rulesets, ruleset_formats)
     return LoadedConfigs(tuple(rulesets), tuple(infos), tuple(ruleset_formats))
+
+
+def _without_iptables_nft_copies(
+    rulesets: list[RuleSet], formats: list[ConfigFormat]
+) -> list[RuleSet]:
+    """On an iptables-nft host (iptables 1.8's default backend) ``nft -j list ruleset``
+    shows the iptables filter table again, as table ``ip filter`` / ``ip6 filter`` with
+    ``xt`` statements whose conditions the JSON omits. When iptables-save output of that
+    family is given too, that copy is left out of the nft rule set (with a note): the
+    iptables-save text is the exact one. Without iptables-save it stays, read
+    conservatively."""
+    families = {
+        rs.family for rs, fmt in zip(rulesets, formats, strict=True) if fmt is ConfigFormat.IPTABLES
+    }
+    out: list[RuleSet] = []
+    for rs, fmt in zip(rulesets, formats, strict=True):
+        prefix = f"{'ip' if rs.family == 4 else 'ip6'} filter/"
+        copied = [name for name in rs.chains if name.startswith(prefix)]
+        if fmt is not ConfigFormat.NFT_JSON or rs.family not in families or not copied:
+            out.append(rs)
+            continue
+        note = Note(
+            Location(rs.source),
+            f"nft table {prefix[:-1]} left out: on an iptables-nft host it is the iptables "
+            "filter table, checked from the iptables-save output given",
+        )
+        out.append(
+            dataclasses.replace(
+                rs,
+                chains={k: v for k, v in rs.chains.items() if not k.startswith(prefix)},
+                notes=(*rs.notes, note),
+            )
+        )
+    return out
 
 
 def _nft_reader() -> Any:
