@@ -67,6 +67,7 @@ from netguard.errors import EXIT_FINDINGS, EXIT_OK, InputError, Location, Netgua
 from netguard.model.policy import Policy
 from netguard.model.ruleset import ActionKind, Hook, Note, RuleSet
 from netguard.profiles import LoadedDeployment, load_deployment
+from netguard.report.escape import printable
 from netguard.schema import default_as_of
 from netguard.space import POLICY, Approx, Engine, Evaluation, Packet, Slicer, trace
 
@@ -221,9 +222,27 @@ def load_configs(paths: Sequence[Path]) -> LoadedConfigs:
     for path, fmt in formats.items():
         if fmt is ConfigFormat.IPSET:
             try:
-                ipsets.update(read_ipset_save(path))
+                sets = read_ipset_save(path)
             except InputError as exc:
                 problems.extend(exc.problems)
+                continue
+            for name, info in sets.items():
+                first = ipsets.get(name)
+                if first is not None and (first.type, first.family, first.members) != (
+                    info.type,
+                    info.family,
+                    info.members,
+                ):
+                    # Which one the kernel holds is unknown: neither may be picked silently.
+                    problems.append(
+                        (
+                            info.location,
+                            f"ipset {name!r} is also created, with other contents, at "
+                            f"{first.location}: give the `ipset save` output of one host",
+                        )
+                    )
+                    continue
+                ipsets.setdefault(name, info)
     prefix_lists = [p for p, f in formats.items() if f is ConfigFormat.AWS_PREFIX_LISTS]
     interfaces = [p for p, f in formats.items() if f is ConfigFormat.AWS_INTERFACES]
     for extra, what in ((prefix_lists, "prefix-list"), (interfaces, "network-interface")):
@@ -547,7 +566,9 @@ def explain_lines(ruleset: RuleSet, hook: Hook, packet: Packet) -> list[str]:
             "note: conditions netguard cannot model were assumed to let the packet through: "
             + "; ".join(dict.fromkeys(assumed))
         )
-    return lines
+    # Rule texts come from the configuration: none of their control characters reaches the
+    # terminal.
+    return [printable(line) for line in lines]
 
 
 def run_explain(options: ExplainOptions, out: TextIO, err: TextIO) -> int:
@@ -573,7 +594,7 @@ def run_explain(options: ExplainOptions, out: TextIO, err: TextIO) -> int:
     default = "" if options.hook else " (default; --hook input for packets arriving)"
     out.write(f"packet: {packet}\nhook: {hook.value}{default}\n")
     for rs in chosen:
-        out.write(f"\nconfig: {rs.source} (IPv{rs.family})\n")
+        out.write("\n" + printable(f"config: {rs.source} (IPv{rs.family})") + "\n")
         for line in explain_lines(rs, hook, packet):
             out.write(line + "\n")
     out.flush()

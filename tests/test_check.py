@@ -608,3 +608,244 @@ def test_deeply_nested_json_is_invalid_input(tmp_path: Path, text: str) -> None:
     result = _cli("check", PUBLIC, "--config", path)
     assert result.exit_code == 2, result.output
     assert str(path) in result.output and "Traceback" not in result.output
+
+
+def _sg_permission(protocol: str, ports: tuple[int, int] | None, cidr: str) -> dict[str, object]:
+    ranges: dict[str, object] = {"IpRanges": [], "Ipv6Ranges": []}
+    if ":" in cidr:
+        ranges["Ipv6Ranges"] = [{"CidrIpv6": cidr}]
+    else:
+        ranges["IpRanges"] = [{"CidrIp": cidr}]
+    perm: dict[str, object] = {"IpProtocol": protocol, "PrefixListIds": [], "UserIdGroupPairs": []}
+    if ports is not None:
+        perm["FromPort"], perm["ToPort"] = ports
+    return perm | ranges
+
+
+def _vpn_groups(api_v4: str) -> dict[str, object]:
+    """describe-security-groups output for the vpn example as its generator lays it out: the
+    app group (API and webhooks inside the tunnel, DNS) and the VPN appliance's group (IKE,
+    NAT-T, ESP to the peers 203.0.113.200-201)."""
+    peers = "203.0.113.200/31"
+    app = {
+        "GroupId": "sg-0000000000000000a",
+        "GroupName": "app",
+        "IpPermissions": [
+            _sg_permission("tcp", (8443, 8443), "198.51.100.64/28"),
+            _sg_permission("tcp", (8443, 8443), "2001:db8:100:20::/64"),
+        ],
+        "IpPermissionsEgress": [
+            _sg_permission("tcp", (443, 443), api_v4),
+            _sg_permission("tcp", (443, 443), "2001:db8:100:10::/64"),
+            _sg_permission("tcp", (53, 53), "192.0.2.53/32"),
+            _sg_permission("udp", (53, 53), "192.0.2.53/32"),
+        ],
+    }
+    gateway = {
+        "GroupId": "sg-0000000000000000b",
+        "GroupName": "vpn-gateway",
+        "IpPermissions": [
+            _sg_permission("udp", (500, 500), peers),
+            _sg_permission("udp", (4500, 4500), peers),
+            _sg_permission("50", None, peers),
+        ],
+        "IpPermissionsEgress": [
+            _sg_permission("udp", (500, 500), peers),
+            _sg_permission("udp", (4500, 4500), peers),
+            _sg_permission("50", None, peers),
+        ],
+    }
+    return {"SecurityGroups": [app, gateway]}
+
+
+def test_security_groups_of_the_vpn_mode_need_no_ipsec(tmp_path: Path) -> None:
+    """A security group cannot match IPsec processing (the route sends the in-tunnel ranges
+    to the VPN appliance): the vpn example's groups, which accept the in-tunnel flows with no
+    IPsec condition, are compliant (regression: every in-tunnel permission was NG101/NG102,
+    "not-ipsec"); a widened in-tunnel destination is still found."""
+    good = tmp_path / "sg.json"
+    good.write_text(json.dumps(_vpn_groups("198.51.100.0/26"), indent=1))
+    report = _report(VPN, good)
+    assert report.compliant, [f.message for f in report.findings if f.severity.blocking]
+    assert _cli("check", VPN, "--config", good).exit_code == 0
+    wide = tmp_path / "wide.json"
+    wide.write_text(json.dumps(_vpn_groups("198.51.100.0/25"), indent=1))
+    report = _report(VPN, wide)
+    (f,) = [f for f in report.findings if f.severity.blocking]
+    assert f.code == "NG101" and f.family == 4
+    p = _packet(f)
+    # 198.51.100.0/25 minus the vendor's 198.51.100.0/26 is 198.51.100.64/26.
+    assert _in(p.dst, "198.51.100.64/26") and p.dport == 443 and p.protocol == 6
+
+
+def test_byte_order_marks_and_utf16_are_read(tmp_path: Path, generated: dict[str, Path]) -> None:
+    """A leading UTF-8 byte-order mark (Windows editors) is skipped in every format, and a
+    UTF-16 describe-security-groups file (a Windows PowerShell redirection) is read: the
+    generated, compliant rules stay compliant (regression: format detection refused them as
+    "unrecognised", though the AWS reader decodes both)."""
+    configs = []
+    for path in _iptables(generated["public-https"]):
+        copy = tmp_path / path.name
+        copy.write_bytes(b"\xef\xbb\xbf" + path.read_bytes())
+        configs.append(copy)
+    report = _report(PUBLIC, *configs)
+    assert report.compliant, [f.message for f in report.findings if f.severity.blocking]
+    groups = _vpn_groups("198.51.100.0/26")
+    utf16 = tmp_path / "sg16.json"
+    utf16.write_bytes(json.dumps(groups).encode("utf-16"))
+    bom = tmp_path / "sgbom.json"
+    bom.write_bytes(b"\xef\xbb\xbf" + json.dumps(groups).encode())
+    for path in (utf16, bom):
+        result = _cli("check", VPN, "--config", path)
+        assert result.exit_code == 0, result.output
+
+
+def test_truncated_json_names_line_and_column(tmp_path: Path) -> None:
+    """Truncated JSON is invalid input at the place it breaks (regression: "unrecognised JSON"
+    at line 1). Line 3 is '  {"GroupId": "sg-0a': the unterminated string opens at column
+    15."""
+    path = tmp_path / "cut.json"
+    path.write_text('{\n "SecurityGroups": [\n  {"GroupId": "sg-0a')
+    result = _cli("check", PUBLIC, "--config", path)
+    assert result.exit_code == 2
+    assert f"{path}:3:15: invalid JSON" in result.output
+    assert "Traceback" not in result.output
+
+
+_IPTABLES_NFT_COPY = {
+    "nftables": [
+        {"metainfo": {"json_schema_version": 1}},
+        {"table": {"family": "ip", "name": "filter", "handle": 1}},
+        {
+            "chain": {
+                "family": "ip", "table": "filter", "name": "OUTPUT", "handle": 1,
+                "type": "filter", "hook": "output", "prio": 0, "policy": "drop",
+            }
+        },
+        {
+            "rule": {
+                "family": "ip", "table": "filter", "chain": "OUTPUT", "handle": 2,
+                "expr": [{"xt": {"type": "match", "name": "conntrack"}}, {"accept": None}],
+            }
+        },
+    ]
+}  # fmt: skip
+
+
+def test_iptables_nft_copy_is_read_from_iptables_save(
+    tmp_path: Path, generated: dict[str, Path]
+) -> None:
+    """On an iptables-nft host `nft -j` shows the iptables filter table again as `ip filter`
+    with xt matches whose conditions the JSON omits (here an ACCEPT behind an unknown
+    conntrack match, which may accept anything). Given with iptables-save, that copy is left
+    out (noted): compliant. Alone it is all netguard has, read conservatively: a violation."""
+    nft = tmp_path / "nft.json"
+    nft.write_text(json.dumps(_IPTABLES_NFT_COPY))
+    both = _report(PUBLIC, *_iptables(generated["public-https"]), nft)
+    assert both.compliant, [f.message for f in both.findings]
+    assert any("nft table ip filter left out" in f.message for f in both.findings)
+    alone = _report(PUBLIC, nft)
+    assert any(f.code == "NG101" and f.family == 4 for f in alone.findings)
+
+
+def test_one_ipset_with_two_contents_is_invalid_input(
+    tmp_path: Path, generated: dict[str, Path]
+) -> None:
+    """Two ipset files creating the same set with other members cannot both be what the
+    kernel holds: exit 2 naming both, whatever the order (regression: the last file won, so
+    one order was COMPLIANT while the other set holds 0.0.0.0/0). Equal contents, written
+    differently, are fine."""
+    rules = tmp_path / "rules.v4"
+    rules.write_text(
+        (generated["public-https"] / "iptables" / "rules.v4")
+        .read_text()
+        .replace("-A ng-egress -d 198.51.100.0/25 ", "-A ng-egress -m set --match-set vendor dst ")
+    )
+    narrow = tmp_path / "narrow.txt"
+    narrow.write_text("create vendor hash:net family inet\nadd vendor 198.51.100.0/25\n")
+    halves = tmp_path / "halves.txt"
+    halves.write_text(
+        "create vendor hash:net family inet\n"
+        "add vendor 198.51.100.0/26\nadd vendor 198.51.100.64/26\n"
+    )
+    wide = tmp_path / "wide.txt"
+    wide.write_text("create vendor hash:net family inet\nadd vendor 0.0.0.0/0\n")
+    for first, second in ((narrow, wide), (wide, narrow)):
+        result = _cli("check", PUBLIC, "--config", rules, "--config", first, "--config", second)
+        assert result.exit_code == 2, result.output
+        assert f"{second}:1:1: ipset 'vendor' is also created" in result.output
+        assert f"at {first}:1:1" in result.output
+    report = _report(PUBLIC, rules, narrow, halves)
+    assert not [f for f in report.findings if f.code in ("NG101", "NG102", "NG103")]
+
+
+def _two_output_chains(second_policy: str) -> dict[str, object]:
+    """nft JSON: table inet t with two base chains on the output hook: ``first`` (priority
+    -10, policy accept, no rules, as firewalld and Docker add) and ``second`` (priority 0,
+    policy ``second_policy``) accepting TCP 443 to 198.51.100.0/25 only."""
+
+    def chain(name: str, prio: int, policy: str) -> dict[str, object]:
+        return {
+            "chain": {
+                "family": "inet",
+                "table": "t",
+                "name": name,
+                "handle": 1,
+                "type": "filter",
+                "hook": "output",
+                "prio": prio,
+                "policy": policy,
+            }
+        }
+
+    vendor = [
+        {
+            "match": {
+                "op": "==",
+                "left": {"payload": {"protocol": "ip", "field": "daddr"}},
+                "right": {"prefix": {"addr": "198.51.100.0", "len": 25}},
+            }
+        },
+        {
+            "match": {
+                "op": "==",
+                "left": {"payload": {"protocol": "tcp", "field": "dport"}},
+                "right": 443,
+            }
+        },
+        {"accept": None},
+    ]
+    return {"nftables": [
+        {"metainfo": {"json_schema_version": 1}},
+        {"table": {"family": "inet", "name": "t", "handle": 1}},
+        chain("first", -10, "accept"),
+        chain("second", 0, second_policy),
+        {"rule": {"family": "inet", "table": "t", "chain": "second", "handle": 2,
+                  "expr": vendor}},
+    ]}  # fmt: skip
+
+
+def test_accept_policy_next_to_a_denying_base_chain(tmp_path: Path) -> None:
+    """A base chain with policy accept next to one with policy drop on the same hook lets
+    through only what the other accepts (nft(8): a packet must pass every base chain): no
+    NG104 (regression: high, with an example packet the second chain drops). When the second
+    chain accepts by policy too, everything gets through: NG104 high for both."""
+    path = tmp_path / "two.json"
+    path.write_text(json.dumps(_two_output_chains("drop")))
+    report = _report(PUBLIC, path)
+    assert [f for f in report.findings if f.code == "NG104"] == []
+    assert not [f for f in report.findings if f.code == "NG101"]
+    path.write_text(json.dumps(_two_output_chains("accept")))
+    found = [f for f in _report(PUBLIC, path).findings if f.code == "NG104"]
+    got = sorted((f.family, f.severity.value, f.rules[0].chain) for f in found)
+    assert got == [
+        (4, "high", "inet t/first"),
+        (4, "high", "inet t/second"),
+        (6, "high", "inet t/first"),
+        (6, "high", "inet t/second"),
+    ]
+    # The example is a packet beyond policy: not TCP 443 to the vendor's ranges.
+    vendor = ("198.51.100.0/25", "198.51.100.128/26", "2001:db8:100::/48")
+    for f in found:
+        p = _packet(f)
+        assert not (p.protocol == 6 and p.dport == 443 and any(_in(p.dst, n) for n in vendor))

@@ -1580,6 +1580,7 @@ def test_kernel_nft_and_iptables_readings_agree(namespace: str, tmp_path: Path, 
         ("NFLOG", ActionKind.LOG),
         ("MARK", ActionKind.CONTINUE),
         ("TCPMSS", ActionKind.CONTINUE),
+        ("REJECT", ActionKind.REJECT),  # ends evaluation, denying (was: may accept)
         ("QUEUE", ActionKind.UNMODELED),
         ("SOMETHING-NEW", ActionKind.UNMODELED),
     ],

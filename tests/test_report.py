@@ -77,6 +77,24 @@ def test_json_validates_against_the_schema(configs: dict[str, Path], which: str)
     assert result.stderr.startswith("COMPLIANT" if which == "good" else "NOT COMPLIANT")
 
 
+def test_schema_knows_every_kind_and_family_not_checked_validates(
+    configs: dict[str, Path],
+) -> None:
+    # Regression: NG105 (family-not-checked) was missing from the schema's kind enum, so the
+    # JSON report of an IPv4-only check of a dual-stack profile did not validate.
+    item = SCHEMA["properties"]["findings"]["items"]["properties"]
+    for kind in KINDS.values():
+        assert kind.name in item["kind"]["enum"], kind.code
+        assert kind.check in item["check"]["enum"], kind.code
+    result = _cli("check", PUBLIC, "--config", configs["good"], "--format", "json")
+    assert result.exit_code == 1  # the profile enables IPv6 and no IPv6 rules are given
+    doc = json.loads(result.stdout)
+    jsonschema.Draft202012Validator(SCHEMA, format_checker=jsonschema.FormatChecker()).validate(doc)
+    assert [(f["id"], f["kind"], f["family"]) for f in doc["findings"] if f["id"] == "NG105"] == [
+        ("NG105", "family-not-checked", 6)
+    ]
+
+
 def test_json_finding_fields(configs: dict[str, Path]) -> None:
     doc = json.loads(render(_report(configs["bad"]), "json"))
     (f,) = [f for f in doc["findings"] if f["id"] == "NG101"]
@@ -148,6 +166,30 @@ def test_text_color_only_when_asked(
     assert "\x1b[" in "".join(out.parts)
 
 
+def test_control_characters_of_rules_are_escaped(tmp_path: Path, configs: dict[str, Path]) -> None:
+    """A rule comment holding ESC and BEL (possible in iptables-save: the comment match takes
+    any string) reaches neither the terminal nor the XML raw (regression: the text report and
+    explain printed them, so "\x1b[2K" could erase the finding's line; JUnit was not
+    well-formed XML)."""
+    comment = "x\x1b[2K\rCOMPLIANT\x07"
+    path = tmp_path / "ctl.v4"
+    rule = f'{SSH} -m comment --comment "{comment}"\n'
+    path.write_text(
+        configs["good"].read_text().replace("-A ng-drop -m limit", rule + "-A ng-drop -m limit")
+    )
+    want = "x\\x1b[2K\\x0dCOMPLIANT\\x07"  # the characters written as escapes
+    text = _cli("check", PUBLIC, "--config", path)
+    assert text.exit_code == 1
+    assert want in text.stdout and "\x1b" not in text.stdout and "\r" not in text.stdout
+    junit = _cli("check", PUBLIC, "--config", path, "--format", "junit")
+    root = ET.fromstring(junit.stdout)  # noqa: S314 - our own output, parsed in a test
+    assert want in "".join(root.itertext())
+    packet = "tcp 192.0.2.10:40000 -> 198.51.100.5:22"
+    explain = _cli("explain", "--config", path, "--packet", packet)
+    assert explain.exit_code == 0
+    assert want in explain.stdout and "\x1b" not in explain.stdout
+
+
 # --- SARIF --------------------------------------------------------------------------------------
 
 
@@ -183,6 +225,22 @@ def test_sarif_structure(configs: dict[str, Path]) -> None:
     assert phys["artifactLocation"]["uri"] == configs["bad"].as_uri()
     assert phys["region"]["startLine"] == 27
     assert "198.51.100.5:22" in ssh["message"]["text"]
+
+
+def test_sarif_relative_uris_are_percent_encoded(
+    tmp_path: Path, configs: dict[str, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A relative path with a space and a '#' is a URI reference only percent-encoded
+    (RFC 3986 section 2; regression: "my rules#1.v4" made a reference whose '#1.v4' was a
+    fragment)."""
+    (tmp_path / "sub dir").mkdir()
+    (tmp_path / "sub dir" / "my rules#1.v4").write_text(configs["bad"].read_text())
+    monkeypatch.chdir(tmp_path)
+    result = _cli("check", PUBLIC, "--config", "sub dir/my rules#1.v4", "--format", "sarif")
+    assert result.exit_code == 1
+    (ssh,) = [r for r in json.loads(result.stdout)["runs"][0]["results"] if r["ruleId"] == "NG101"]
+    uri = ssh["locations"][0]["physicalLocation"]["artifactLocation"]["uri"]
+    assert uri == "sub%20dir/my%20rules%231.v4"
 
 
 # --- JUnit --------------------------------------------------------------------------------------

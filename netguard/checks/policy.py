@@ -38,7 +38,10 @@ further rules that go beyond policy are named together in one more finding.
 Codes: NG101 (OUTPUT), NG102 (INPUT), NG103 (FORWARD), all high.
 
 NG104: a base chain whose policy is ACCEPT (or unset) and that packets may reach; high when
-some of them are beyond policy, medium otherwise (the profile asks that policies deny).
+some of them are beyond policy, medium otherwise (the profile asks that policies deny). With
+several base chains on the hook only the packets the hook accepts in the end count, and a
+policy ACCEPT reached only by packets within policy is no finding when another of those
+chains has a denying policy (the hook as a whole then denies by default).
 
 NG110 (medium): a flow the profile permits, in state NEW, that the configuration *must* deny
 (``Approx.MUST``), or the replies of such a flow (state ESTABLISHED, addresses and ports
@@ -132,8 +135,10 @@ def flow_space(
     """The packets of ``rule``'s flow in ``family`` (empty when the rule does not exist in
     that family), in ``ct_states`` (None: any). ``reply``: the answers instead (addresses
     and ports swapped), which travel the other way. ``any_local``: leave the local address
-    open (a security group has no destination for ingress, nor source for egress: it
-    applies to the interfaces it is attached to)."""
+    and the tunnel constraint open (a security group has no destination for ingress, nor
+    source for egress, and cannot match IPsec processing or an interface: it applies to the
+    interfaces it is attached to, and the route decides what goes through the tunnel;
+    Amazon VPC User Guide, "Security group rules")."""
     if family not in rule.families(policy.families):
         return engine.none()
     egress = rule.direction == Direction.EGRESS
@@ -144,7 +149,7 @@ def flow_space(
     ipsec: bool | None = None
     in_if: list[str | None] | None = None
     out_if: list[str | None] | None = None
-    if rule.through == Through.TUNNEL:
+    if rule.through == Through.TUNNEL and not any_local:
         leaving = egress != reply
         if policy.tunnel_interface:
             if leaving:
@@ -455,12 +460,24 @@ def _more_violations(
 def _policy_accepts(ev: Evaluation, allowed: Allowed, family: int, hook: Hook) -> list[Finding]:
     out: list[Finding] = []
     kind = KINDS["NG104"]
-    for chain in ev.ruleset.base_chains(hook):
+    chains = ev.ruleset.base_chains(hook)
+    for chain in chains:
         if chain.policy not in (None, ActionKind.ACCEPT):
             continue
         reaching = ev.decided_by.get(RuleKey(chain.name, POLICY))
         if reaching is None or reaching.is_empty():
             continue
+        if len(chains) > 1:
+            # Several base chains on the hook: a packet passes only if every one accepts it
+            # (nft(8), "BASE CHAIN"), so this policy lets through only what the others accept
+            # too; when another base chain's policy denies, the hook's default is to deny.
+            reaching = reaching & ev.accepted
+            if reaching.is_empty():
+                continue
+            if not (reaching - allowed.space) and any(
+                c.policy not in (None, ActionKind.ACCEPT) for c in chains
+            ):
+                continue
         beyond = reaching - allowed.space
         severity = Severity.HIGH if beyond else Severity.MEDIUM
         example = (beyond or reaching).example()
@@ -558,8 +575,9 @@ def check_ruleset(
     any_local: bool = False,
 ) -> list[Finding]:
     """Compliance findings (NG101-NG104, NG110) of one rule set against ``policy``.
-    ``any_local``: the rule set is security groups, which cannot name the local address:
-    the profile's local addresses (webhook receivers) are not required of it.
+    ``any_local``: the rule set is security groups, which cannot name the local address nor
+    the tunnel: the profile's local addresses (webhook receivers) and its tunnel constraint
+    (IPsec or the tunnel interface) are not required of it.
 
     ``may``/``must``: the evaluations of ``ruleset`` at the hooks to check (a hook missing is
     not checked) with ``Approx.MAY`` and ``Approx.MUST`` (the same object for both is fine

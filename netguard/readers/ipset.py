@@ -303,7 +303,7 @@ def read_ipset_save(path: Path) -> dict[str, IpSetInfo]:
     """
     raw = path.read_bytes()
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode("utf-8-sig")  # skips a leading byte-order mark (Windows editors)
     except UnicodeDecodeError as exc:
         line = raw[: exc.start].count(b"\n") + 1
         raise InputError.at(Location(path, line), "not UTF-8 text") from None

@@ -293,6 +293,10 @@ _SIDE_EFFECTS = frozenset(
 #: iptables targets (``xt`` in nft JSON of iptables-nft tables) that do not end evaluation:
 #: logging ones, and ones that mark, classify or mangle (iptables-extensions(8)).
 _XT_LOG = frozenset({"LOG", "NFLOG", "ULOG", "TRACE", "AUDIT"})
+#: iptables targets that end evaluation with a denial: REJECT drops the packet and answers
+#: with an error (iptables-extensions(8), REJECT; iptables-nft shows it as ``xt`` when it
+#: cannot translate it, e.g. when no ``--reject-with`` is given).
+_XT_DENY = frozenset({"REJECT"})
 _XT_CONTINUE = frozenset(
     {
         "MARK",
@@ -958,7 +962,7 @@ class _Reader:
     def read(self) -> list[RuleSet]:
         raw = self.path.read_bytes()
         try:
-            text = raw.decode("utf-8")
+            text = raw.decode("utf-8-sig")  # skips a leading byte-order mark (Windows editors)
         except UnicodeDecodeError as exc:
             line = raw[: exc.start].count(b"\n") + 1
             raise InputError.at(Location(self.path, line), "not UTF-8 text") from None
@@ -1459,6 +1463,8 @@ class _RuleParser:
                     self.action = Action(ActionKind.LOG, None, text)
                 elif name in _XT_CONTINUE:
                     self.action = Action(ActionKind.CONTINUE, None, text)
+                elif name in _XT_DENY:
+                    self.action = Action(ActionKind.REJECT, None, text)
                 else:
                     self.action = Action(ActionKind.UNMODELED, None, text)
             else:

@@ -4,7 +4,8 @@ One ``<testsuite>`` named after the deployment, one ``<testcase>`` per check (eg
 ingress, forward, policies, anomalies, exceptions; :data:`~netguard.checks.findings.CHECKS`).
 A test case fails (one ``<failure>``, ``type`` the codes, text listing every finding) when
 the check has findings of severity high, medium or low; info findings go to its
-``<system-out>``. The XML is built with ``xml.etree.ElementTree`` (escaping by the library).
+``<system-out>``. The XML is built with ``xml.etree.ElementTree`` (escaping by the library;
+control characters, which XML 1.0 cannot hold, by :func:`netguard.report.escape.printable`).
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ from __future__ import annotations
 import xml.etree.ElementTree as ET
 
 from netguard.checks.findings import CHECKS, CheckReport, Finding, Severity
+from netguard.report.escape import printable
 
 __all__ = ["render"]
 
@@ -24,14 +26,15 @@ def _finding_text(f: Finding) -> str:
         lines.append(f"  at: {f.source}:{f.line}")
     lines.extend(f"  rule: {r.where}  {r.text}" for r in f.rules)
     lines.append(f"  fix: {f.remediation}")
-    return "\n".join(lines)
+    # XML 1.0 cannot hold most control characters, which rule texts may contain.
+    return "\n".join(printable(line) for line in lines)
 
 
 def render(report: CheckReport) -> str:
     """The JUnit XML document (UTF-8 declaration, newline at the end)."""
     failures = 0
     cases: list[ET.Element] = []
-    classname = f"netguard.check.{report.deployment}"
+    classname = printable(f"netguard.check.{report.deployment}")
     for check in CHECKS:
         case = ET.Element("testcase", {"classname": classname, "name": check, "time": "0"})
         found = report.for_check(check)
@@ -55,7 +58,7 @@ def render(report: CheckReport) -> str:
             out.text = "\n\n".join(_finding_text(f) for f in info)
         cases.append(case)
     attrs = {
-        "name": f"netguard check: {report.deployment}",
+        "name": printable(f"netguard check: {report.deployment}"),
         "tests": str(len(CHECKS)),
         "failures": str(failures),
         "errors": "0",
@@ -70,7 +73,7 @@ def render(report: CheckReport) -> str:
         ("as_of", report.as_of),
         ("compliant", str(report.compliant).lower()),
     ):
-        ET.SubElement(props, "property", {"name": name, "value": value})
+        ET.SubElement(props, "property", {"name": name, "value": printable(value)})
     suite.extend(cases)
     ET.indent(suites)
     return '<?xml version="1.0" encoding="UTF-8"?>\n' + ET.tostring(suites, "unicode") + "\n"

@@ -7,7 +7,8 @@ One run; ``runs[0].tool.driver.rules`` lists every finding kind (``id`` = code s
 finding's own place; the deployment file when there is none) with ``artifactLocation.uri`` and
 ``region.startLine``, ``relatedLocations`` for further rules, ``partialFingerprints``
 (``netguardFingerprint/v1``) and ``properties`` (severity, check, example, remediation).
-URIs: relative paths as given (POSIX separators), absolute paths as ``file://`` URIs.
+URIs: relative paths as given (POSIX separators, percent-encoded), absolute paths as
+``file://`` URIs.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from __future__ import annotations
 import json
 from pathlib import Path, PurePath
 from typing import Any
+from urllib.parse import quote
 
 from netguard import __version__
 from netguard.checks.findings import KINDS, CheckReport, Finding, Severity
@@ -33,10 +35,13 @@ LEVELS = {
 
 
 def _uri(path: str) -> str:
+    """A URI reference for ``path`` (RFC 3986): absolute paths as ``file://`` URIs, relative
+    ones percent-encoded (a space, ``#``, ``?``, ``%`` or ``:`` would otherwise make another
+    or an invalid reference)."""
     p = Path(path)
     if p.is_absolute():
         return p.as_uri()
-    return PurePath(path).as_posix()
+    return quote(PurePath(path).as_posix(), safe="/")
 
 
 def _location(path: str, line: int, message: str | None = None) -> dict[str, Any]:

@@ -4,12 +4,14 @@ Shape: a summary line first (``COMPLIANT`` or ``NOT COMPLIANT``, deployment, cou
 severity, the configurations read), then the findings grouped by severity (high first), each
 with its code and kind, message, example packet, the rules as ``file:line  text`` and a
 remediation hint, then the notes. Colour (ANSI bold/red/yellow) only when ``color`` is True;
-the caller decides (a TTY and no ``NO_COLOR``).
+the caller decides (a TTY and no ``NO_COLOR``). Control characters of rule texts, comments
+and file names are escaped (:func:`netguard.report.escape.printable`).
 """
 
 from __future__ import annotations
 
 from netguard.checks.findings import CheckReport, Finding, Severity
+from netguard.report.escape import printable
 
 __all__ = ["render", "summary_line"]
 
@@ -30,7 +32,9 @@ def summary_line(report: CheckReport) -> str:
         f"{c.path} ({c.format}{''.join(' IPv' + str(f) for f in c.families)})"
         for c in report.configs
     )
-    return f"{verdict}: {report.deployment} ({report.mode}): {counts}; configs: {configs}"
+    return printable(
+        f"{verdict}: {report.deployment} ({report.mode}): {counts}; configs: {configs}"
+    )
 
 
 def _finding(f: Finding) -> list[str]:
@@ -43,7 +47,9 @@ def _finding(f: Finding) -> list[str]:
     for r in f.rules:
         lines.append(f"    rule: {r.where}  {r.text}")
     lines.append(f"    fix: {f.remediation}")
-    return lines
+    # Rule texts and file names come from the configurations: no control character of
+    # theirs reaches the terminal (netguard.report.escape).
+    return [printable(line) for line in lines]
 
 
 def render(report: CheckReport, *, color: bool = False) -> str:
@@ -67,5 +73,5 @@ def render(report: CheckReport, *, color: bool = False) -> str:
     if report.notes:
         lines.append("")
         lines.append("notes:")
-        lines.extend(f"  - {n}" for n in report.notes)
+        lines.extend(printable(f"  - {n}") for n in report.notes)
     return "\n".join(lines) + "\n"
