@@ -167,6 +167,32 @@ def validate(deployment: Path, as_of: dt.date | None) -> None:
     _run(body)
 
 
+MAX_MEMORY = click.option(
+    "--max-memory",
+    "max_memory",
+    metavar="SIZE",
+    default=None,
+    help="Stop (exit 3) when the analysis needs more memory than SIZE (8G, 512M; 0: no "
+    "bound). Default: 80% of the physical memory.",
+)
+
+
+def _bounded(max_memory: str | None, what: str, body: Callable[[], int]) -> None:
+    """``_run(body)`` under the memory bound of ``--max-memory`` (netguard.memory)."""
+    from netguard.memory import default_limit, guard, parse_size
+
+    try:
+        limit = default_limit() if max_memory is None else parse_size(max_memory)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc), param_hint="--max-memory") from None
+    done = guard(limit, what)
+    try:
+        _run(body)
+    finally:
+        if done is not None:
+            done.set()
+
+
 @main.command()
 @click.argument("deployment", type=click.Path(path_type=Path, dir_okay=False))
 @click.option(
@@ -187,7 +213,14 @@ def validate(deployment: Path, as_of: dt.date | None) -> None:
     help="Report format (stdout). The exit code does not depend on it.",
 )
 @AS_OF
-def check(deployment: Path, configs: tuple[Path, ...], fmt: str, as_of: dt.date | None) -> None:
+@MAX_MEMORY
+def check(
+    deployment: Path,
+    configs: tuple[Path, ...],
+    fmt: str,
+    as_of: dt.date | None,
+    max_memory: str | None,
+) -> None:
     """Prove or refute that the deployed CONFIGs allow only what DEPLOYMENT permits.
 
     Exit 0 compliant, 1 findings of severity high or medium, 2 invalid input, 3 failure.
@@ -195,7 +228,7 @@ def check(deployment: Path, configs: tuple[Path, ...], fmt: str, as_of: dt.date 
     from netguard.check import CheckOptions, run_check
 
     options = CheckOptions(deployment=deployment, configs=configs, format=fmt, as_of=as_of)
-    _run(lambda: run_check(options, sys.stdout, sys.stderr))
+    _bounded(max_memory, "netguard check", lambda: run_check(options, sys.stdout, sys.stderr))
 
 
 @main.command()
@@ -462,7 +495,10 @@ def snapshot(
     type=click.IntRange(1, 100),
     help="Rectangles shown per change and hook.",
 )
-def diff(old: Path, new: Path, fmt: str, output: Path | None, limit: int) -> None:
+@MAX_MEMORY
+def diff(
+    old: Path, new: Path, fmt: str, output: Path | None, limit: int, max_memory: str | None
+) -> None:
     """Compare OLD and NEW (snapshot files, store directories or configuration files).
 
     Structural changes, and the flows newly permitted or denied. Exit 0 when what the
@@ -471,7 +507,7 @@ def diff(old: Path, new: Path, fmt: str, output: Path | None, limit: int) -> Non
     from netguard.review import DiffOptions, run_diff
 
     options = DiffOptions(old=old, new=new, format=fmt, output=output, limit=limit)
-    _run(lambda: run_diff(options, sys.stdout, sys.stderr))
+    _bounded(max_memory, "netguard diff", lambda: run_diff(options, sys.stdout, sys.stderr))
 
 
 @main.command()
@@ -493,6 +529,7 @@ def diff(old: Path, new: Path, fmt: str, output: Path | None, limit: int) -> Non
 @click.option("--reviewer", default=None, help="Reviewer name pre-filled in the sign-off.")
 @click.option("--netns", default=None, help="With --until local: snapshot inside this netns.")
 @AS_OF
+@MAX_MEMORY
 def review(
     deployment: Path,
     since: Path,
@@ -502,6 +539,7 @@ def review(
     reviewer: str | None,
     netns: str | None,
     as_of: dt.date | None,
+    max_memory: str | None,
 ) -> None:
     """The quarterly review document of SINCE -> UNTIL against DEPLOYMENT.
 
@@ -514,7 +552,7 @@ def review(
         deployment=deployment, since=since, until=until, format=fmt, output=output,
         as_of=as_of, reviewer=reviewer, netns=netns,
     )  # fmt: skip
-    _run(lambda: run_review(options, sys.stdout, sys.stderr))
+    _bounded(max_memory, "netguard review", lambda: run_review(options, sys.stdout, sys.stderr))
 
 
 @main.command()
