@@ -1089,3 +1089,44 @@ def test_addresses_projects_a_set_on_one_address_field() -> None:
     assert space.addresses("dst", 4) == ((low, high),)
     assert space.addresses("src", 4) == ((0, 2**32 - 1),)
     assert space.addresses("dst", 6) == ()
+
+
+@given(_rulesets(unmodeled=True))
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_exact_slicers_have_equal_may_and_must(rs: RuleSet) -> None:
+    """``Slicer.exact`` (nothing unmodeled decides a packet) is what lets ``check`` reuse the
+    MAY evaluation as the MUST one: whenever it holds, the two evaluations agree."""
+    slicer = Slicer(rs, Hook.INPUT, ENGINE, Approx.MAY)
+    may = slicer.evaluate()
+    must = Slicer(rs, Hook.INPUT, ENGINE, Approx.MUST).evaluate()
+    if slicer.exact:
+        assert may.accepted == must.accepted and may.denied == must.denied
+    else:  # something unmodeled decides: the bounds may differ, MUST within MAY
+        assert must.accepted <= may.accepted
+
+
+def test_unmodeled_log_rule_keeps_the_hook_exact() -> None:
+    """INPUT (DROP): 1 LOG with an unmodeled rate limit; 2 ACCEPT. A LOG rule never decides,
+    so the hook is exact (MAY = MUST: everything accepted); an unmodeled DROP is not."""
+    logging = ruleset(
+        base(
+            "INPUT",
+            [
+                rule("INPUT", 1, ActionKind.LOG, unmodeled=("-m limit",)),
+                rule("INPUT", 2, ActionKind.ACCEPT),
+            ],
+        )
+    )
+    slicer = Slicer(logging, Hook.INPUT, ENGINE, Approx.MAY)
+    assert slicer.exact
+    assert Slicer(logging, Hook.INPUT, ENGINE, Approx.MUST).evaluate().accepted == ENGINE.all(4)
+    dropping = ruleset(
+        base(
+            "INPUT",
+            [
+                rule("INPUT", 1, ActionKind.DROP, unmodeled=("-m limit",)),
+                rule("INPUT", 2, ActionKind.ACCEPT),
+            ],
+        )
+    )
+    assert not Slicer(dropping, Hook.INPUT, ENGINE, Approx.MAY).exact
