@@ -307,6 +307,13 @@ def test_packet_text_forms() -> None:
         ("tcp 192.0.2.1:1 -> 192.0.2.2:80 color red", "unexpected 'color'"),
         ("tcp 192.0.2.300:1 -> 192.0.2.2:80", "expected an IP address"),
         ("icmp [2001:db8::1] -> [2001:db8::2] type 128", "icmpv6"),
+        # Digits of other scripts and superscripts are not decimal numbers here (int() and
+        # str.isdigit() would take them).
+        ("tcp 192.0.2.1:\u0661 -> 192.0.2.2:80", "decimal number"),
+        ("tcp 192.0.2.1:1 -> 192.0.2.2:\u00b2", "decimal number"),
+        ("icmp 192.0.2.1 -> 192.0.2.2 type \u0668", "decimal number"),
+        ("\u0664\u0667 192.0.2.1 -> 192.0.2.2", "unknown protocol"),
+        ("tcp [fe80::1%eth0]:1 -> [fe80::2]:80", "zone id"),
     ],
 )
 def test_packet_parse_errors(text: str, message: str) -> None:

@@ -32,6 +32,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from netguard import __version__
+from netguard._ascii import is_digits
 from netguard.aws_quota import SgQuotas
 from netguard.cidr import PrefixSet
 from netguard.drift.addrs import AddrSet, EntryFinding
@@ -465,7 +466,7 @@ def _build_drift(options: DriftOptions) -> DriftReport:
     if options.feed_state is not None:
         for version in desired.feeds:
             check_feed_state(version, options.feed_state)
-            if not version.date and not version.token.isdigit():
+            if not version.date and not is_digits(version.token):
                 # An etag or a content hash has no order: say so rather than imply a check.
                 notes.append(
                     f"{version.source}: the {version.kind} feed has no date or numeric "

@@ -43,6 +43,7 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
+from netguard._ascii import is_digits
 from netguard.drift.addrs import AddrSet, EntryFinding, ParsedList, parse_entry, parse_list
 from netguard.errors import InputError, Location, NetguardError
 
@@ -327,7 +328,7 @@ def _older(new: FeedVersion, old: dict[str, str]) -> bool:
         if (a < b) if a is not None and b is not None else new.date < old["date"]:
             return True
     nt, ot = new.token, old.get("token", "")
-    if nt.isdigit() and ot.isdigit():
+    if is_digits(nt) and is_digits(ot):
         return int(nt) < int(ot)
     return False
 

@@ -18,6 +18,8 @@ import socket
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
+from netguard._ascii import is_digits
+
 __all__ = ["Resolution", "resolve"]
 
 
@@ -130,7 +132,7 @@ def _split_ns(text: str) -> tuple[str, int]:
     except ValueError:
         pass
     host, sep, port = text.rpartition(":")
-    if sep and port.isdigit():
+    if sep and is_digits(port):
         return host, int(port)
     return text, 53
 

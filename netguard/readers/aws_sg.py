@@ -110,6 +110,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from netguard._ascii import is_digits
 from netguard.cidr import Prefix, PrefixSet
 from netguard.errors import EXIT_OPERATIONAL, InputError, Location, NetguardError
 from netguard.model.ruleset import (
@@ -572,7 +573,7 @@ def _protocol(
         number = None
     elif text in _PROTOCOL_NAMES:
         number = _PROTOCOL_NAMES[text]
-    elif text.isdigit() and int(text) <= 255:
+    elif is_digits(text) and int(text) <= 255:
         number = int(text)
     else:
         ctx.problem(

@@ -32,6 +32,7 @@ import ipaddress
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from netguard._ascii import is_digits
 from netguard.cidr import PrefixSet, interval_to_prefixes, merge_intervals
 from netguard.errors import InputError, Location
 
@@ -430,7 +431,7 @@ class _Replayer:
         assert family is not None or s.unmodeled is not None
         if "netmask" in opts and family is not None:
             value, vcol = opts["netmask"]
-            if not value.isdigit() or not 1 <= int(value) <= _BITS[family]:
+            if not is_digits(value) or not 1 <= int(value) <= _BITS[family]:
                 raise _Problem(vcol, f"netmask must be a prefix length 1-{_BITS[family]}")
             s.netmask = int(value)
         if "bitmask" in opts and family is not None:

@@ -42,6 +42,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TypeVar
 
+from netguard._ascii import is_digits
 from netguard.cidr import PrefixSet, merge_intervals
 from netguard.errors import InputError, Location
 from netguard.model.ruleset import (
@@ -766,7 +767,7 @@ def _mask_length(mask: str, version: int) -> int | None:
 
     Raises ValueError when it is neither."""
     bits = 32 if version == 4 else 128
-    if mask.isdigit():
+    if is_digits(mask):
         length = int(mask)
         if length > bits:
             raise ValueError(f"prefix length {length} is above {bits}")
@@ -845,7 +846,7 @@ def _parse_range(text: str) -> tuple[int, PrefixSet]:
 
 def _port(text: str) -> int:
     """A port number or service name (iptables resolves names through /etc/services)."""
-    if text.isdigit():
+    if is_digits(text):
         value = int(text)
         if value > 65535:
             raise ValueError(f"port {value} is above 65535")
@@ -898,9 +899,9 @@ def _parse_multiport(text: str) -> tuple[tuple[int, int], ...]:
 
 def _parse_icmp(text: str, v6: bool) -> IcmpMatch:
     """``--icmp-type``/``--icmpv6-type``: a name (or unique prefix), ``type`` or ``type/code``."""
-    if text[:1].isdigit():
+    if is_digits(text[:1]):
         type_text, slash, code_text = text.partition("/")
-        if not type_text.isdigit() or (slash and not code_text.isdigit()):
+        if not is_digits(type_text) or (slash and not is_digits(code_text)):
             raise ValueError(f"bad ICMP type {text!r}: expected TYPE or TYPE/CODE")
         icmp_type = int(type_text)
         code = int(code_text) if slash else None
@@ -1168,7 +1169,7 @@ class _RuleParser:
             if k >= len(words):
                 raise _Problem(f"{words[at]} expects {want}, found the end of the line", word=at)
             word = words[k]
-            if word[:1] == "-" and len(word) > 1 and not word[1].isdigit() and not w.is_quoted(k):
+            if word[:1] == "-" and len(word) > 1 and not is_digits(word[1]) and not w.is_quoted(k):
                 raise _Problem(f"{words[at]} expects {want}, found option {word!r}", word=k)
         self.i = j + count
         return words[j : j + count], negated
@@ -1297,7 +1298,7 @@ class _RuleParser:
     def _opt_counters(self, word: str, at: int, negated_at: int) -> None:
         self._no_negation(word, negated_at)
         args, _ = self._args(at, 2, False, False)
-        if not all(a.isdigit() for a in args):
+        if not all(is_digits(a) for a in args):
             raise _Problem("-c expects packet and byte counters (numbers)", word=at + 1)
 
     def _opt_match(self, word: str, at: int, negated_at: int) -> None:
@@ -1315,7 +1316,7 @@ class _RuleParser:
         lowered = value.lower()
         number = PROTOCOLS.get(lowered)
         if number is None:
-            if not lowered.isdigit():
+            if not is_digits(lowered):
                 raise _Problem(
                     f"unknown protocol {value!r}: expected a name such as tcp or a number 0-255",
                     word=arg,

@@ -104,6 +104,7 @@ from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from netguard._ascii import is_digits
 from netguard.cidr import PrefixSet, merge_intervals
 from netguard.errors import InputError, Location
 from netguard.model.ruleset import (
@@ -536,7 +537,7 @@ def _name_or_number(value: Json, names: dict[str, int], what: str, hi: int = 255
             raise _Problem(f"{what} {value} is outside 0-{hi}")
         return value
     if isinstance(value, str):
-        if value.isdigit():
+        if is_digits(value):
             return _name_or_number(int(value), names, what, hi)
         if value.startswith("0x"):
             try:

@@ -241,7 +241,8 @@ def _endpoint(addr: IPAddress, port: int) -> str:
 
 
 def _parse_int(text: str, what: str, maximum: int) -> int:
-    if not text.isdigit() or (len(text) > 1 and text[0] == "0"):
+    # ASCII digits only: str.isdigit() and int() also take other scripts' digits and "²".
+    if not (text.isascii() and text.isdigit()) or (len(text) > 1 and text[0] == "0"):
         raise ValueError(f"expected {what} as a decimal number 0-{maximum}, got {text!r}")
     value = int(text)
     if value > maximum:
@@ -253,7 +254,7 @@ def _parse_protocol(text: str) -> int:
     lowered = text.lower()
     if lowered in _PROTOCOL_NUMBERS:
         return _PROTOCOL_NUMBERS[lowered]
-    if lowered.isdigit():
+    if lowered.isascii() and lowered.isdigit():
         return _parse_int(lowered, "protocol number", 255)
     names = ", ".join(sorted(_PROTOCOL_NUMBERS))
     raise ValueError(f"unknown protocol {text!r}: expected a number 0-255 or one of {names}")
@@ -277,6 +278,11 @@ def _parse_endpoint(text: str, what: str) -> tuple[IPAddress, int | None]:
         addr = ipaddress.ip_address(addr_text)
     except ValueError:
         raise ValueError(f"expected an IP address for the {what}, got {addr_text!r}") from None
+    if isinstance(addr, ipaddress.IPv6Address) and addr.scope_id is not None:
+        raise ValueError(
+            f"a zone id (%{addr.scope_id}) names an interface, not part of the address: "
+            f"give the address alone (and 'in IF' or 'out IF'), got {addr_text!r}"
+        )
     if text.startswith("[") and addr.version != 6:
         raise ValueError(f"brackets are for IPv6 addresses, got {text!r}")
     port = None if port_text is None else _parse_int(port_text, f"{what} port", 65535)
