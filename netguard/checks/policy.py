@@ -265,8 +265,7 @@ def _deciders(ev: Evaluation, space: HeaderSpace, *, accepting: bool) -> tuple[R
     """Rules (and policies) whose decided space meets ``space`` with an accepting
     (``accepting``) or denying verdict, in line order. ``ev`` may be restricted to a set
     holding ``space`` (only the rules its walk visited can meet it)."""
-    decided = ev.decided_by
-    items = decided.visited() if hasattr(decided, "visited") else decided.items()
+    items = ev.decided_by.visited()
     return tuple(
         sorted(
             (
@@ -311,8 +310,7 @@ def _unmodeled_note(ev: Evaluation, keys: Sequence[RuleKey]) -> str:
 def _accepting_keys(ev: Evaluation) -> list[RuleKey]:
     """The rules and base-chain policies that may accept and decide some packet, in line
     order."""
-    decided = ev.decided_by
-    items = decided.visited() if hasattr(decided, "visited") else decided.items()
+    items = ev.decided_by.visited()
     keys = [k for k, s in items if _accepting(ev.ruleset, k) and not s.is_empty()]
     return sorted(keys, key=lambda k: _line_key(ev.ruleset, k))
 

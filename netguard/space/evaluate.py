@@ -54,6 +54,7 @@ __all__ = [
     "POLICY",
     "Evaluation",
     "RuleKey",
+    "RuleSpaces",
     "Shadowing",
     "Slicer",
     "TraceStep",
@@ -120,10 +121,10 @@ class Evaluation:
     approx: Approx
     engine: Engine
     totals: _Totals = field(repr=False)
-    decided_by: Mapping[RuleKey, HeaderSpace]
+    decided_by: RuleSpaces
     reached: Mapping[RuleKey, HeaderSpace]
-    matched: Mapping[RuleKey, HeaderSpace]
-    consumed: Mapping[RuleKey, HeaderSpace]
+    matched: RuleSpaces
+    consumed: RuleSpaces
     entered: Mapping[str, HeaderSpace]
     rules: Mapping[RuleKey, Rule] = field(repr=False)
     entry: HeaderSpace | None = None
@@ -189,20 +190,16 @@ class Evaluation:
         """The earlier rules of ``key``'s chain that take packets ``key`` would match, in
         order: following the packets of its match that enter the chain, each rule that
         consumes some of them, until none are left (empty when none enter the chain)."""
-        chain = self.ruleset.chains[key.chain]
         entered = self.entered.get(key.chain)
         if entered is None:
             return ()
         left = self.match_space(key) & entered
         consumed = self.consumed
-        if isinstance(consumed, _Spaces):  # only the visited rules can take packets
-            earlier = sorted(
-                k.position
-                for k, _ in consumed.visited()
-                if k.chain == key.chain and k.position < key.position
-            )
-        else:  # pragma: no cover - evaluations always hold _Spaces
-            earlier = [r.position for r in chain.rules if r.position < key.position]
+        earlier = sorted(  # only the rules the walk visited can take packets
+            k.position
+            for k, _ in consumed.visited()
+            if k.chain == key.chain and k.position < key.position
+        )
         out: list[RuleKey] = []
         for position in earlier:
             if left.is_empty():
@@ -326,6 +323,18 @@ def _check_interfaces(ruleset: RuleSet, engine: Engine) -> None:
 _BLOCK_NODES = 4096
 
 
+def _match_bounds(
+    engine: Engine, family: int, match: Match, cache: dict[Match, tuple[Node, Node]]
+) -> tuple[Node, Node]:
+    """``(lower, upper)`` of ``match`` (module docstring: the lower bound is empty when an
+    unmodeled condition is present), cached in ``cache``."""
+    got = cache.get(match)
+    if got is None:
+        upper = engine.match_node(match, family)
+        got = cache[match] = (engine.bdd.false if match.unmodeled else upper, upper)
+    return got
+
+
 class _Walker:
     def __init__(
         self,
@@ -352,12 +361,7 @@ class _Walker:
         self.gather = True
 
     def _bounds(self, match: Match) -> tuple[Node, Node]:
-        got = self.bounds.get(match)
-        if got is None:
-            upper = self.engine.match_node(match, self.ruleset.family)
-            got = (self.false if match.unmodeled else upper, upper)
-            self.bounds[match] = got
-        return got
+        return _match_bounds(self.engine, self.ruleset.family, match, self.bounds)
 
     def _add(self, table: dict[RuleKey, Node], key: RuleKey, node: Node) -> None:
         prev = table.get(key)
@@ -505,8 +509,9 @@ class _Totals:
         return self._done
 
 
-class _Spaces(Mapping[RuleKey, HeaderSpace]):
-    """Rule key -> packets: the walk's sets for the keys it visited, the empty set for the
+class RuleSpaces(Mapping[RuleKey, HeaderSpace]):
+    """A table of an :class:`Evaluation` (``decided_by``, ``matched``, ``consumed``). Rule key
+    -> packets: the walk's sets for the keys it visited, the empty set for the
     other ``keys`` (a restricted walk visits only the rules that meet its entry)."""
 
     def __init__(
@@ -680,13 +685,9 @@ class Slicer:
 
     def for_rule(self, key: RuleKey) -> Evaluation:
         """The evaluation restricted to the packets rule ``key``'s match may select."""
-        rule = self.rules[key]
-        lower_upper = self._bounds.get(rule.match)
-        if lower_upper is None:
-            upper = self.engine.match_node(rule.match, self.ruleset.family)
-            lower_upper = (self.engine.bdd.false if rule.match.unmodeled else upper, upper)
-            self._bounds[rule.match] = lower_upper
-        entry = HeaderSpace(self.engine, lower_upper[1] & self._universe.node)
+        match = self.rules[key].match
+        _, upper = _match_bounds(self.engine, self.ruleset.family, match, self._bounds)
+        entry = HeaderSpace(self.engine, upper & self._universe.node)
         return self.evaluate(entry, self.index.box(key.chain, key.position))
 
     def evaluate(self, entry: HeaderSpace | None = None, box: Box | None = None) -> Evaluation:
@@ -733,10 +734,10 @@ class Slicer:
             approx=self.approx,
             engine=engine,
             totals=totals,
-            decided_by=_Spaces(engine, w.decided, self._verdict_keys),
+            decided_by=RuleSpaces(engine, w.decided, self._verdict_keys),
             reached=_Reached(engine, w.reached, keys),
-            matched=_Spaces(engine, w.matched, keys),
-            consumed=_Spaces(engine, w.consumed, keys),
+            matched=RuleSpaces(engine, w.matched, keys),
+            consumed=RuleSpaces(engine, w.consumed, keys),
             entered={k: HeaderSpace(engine, v) for k, v in w.entered.items()},
             rules=self.rules,
             entry=None if entry is None else HeaderSpace(engine, start),
